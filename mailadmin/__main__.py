@@ -1,0 +1,5 @@
+"""python -m mailadmin."""
+
+from mailadmin.cli import main
+
+raise SystemExit(main())

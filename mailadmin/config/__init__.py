@@ -1,0 +1,1 @@
+"""Configuration: conf/, policies/, filters/ -> a frozen Config (SPEC §11)."""

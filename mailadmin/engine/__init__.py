@@ -1,0 +1,1 @@
+"""The decision engine: envelope + message in, one outcome per recipient out."""

@@ -1,0 +1,87 @@
+"""Inputs to the engine: the SMTP envelope and the message (DESIGN.md "Core abstractions").
+
+``Message`` keeps the raw bytes and parses lazily; the views the checks need
+(decoded subject, header From addresses, RFC 3834 headers) are computed once
+and cached.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+from dataclasses import dataclass, field
+from functools import cached_property
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The SMTP envelope of one message as the MTA saw it.
+
+    ``mail_from`` is ``""`` for the null sender.  ``sasl_username`` is set only
+    for authenticated submissions (outbound chain, SPEC §7, §9).
+    """
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    client_address: str | None = None
+    client_name: str | None = None
+    helo: str | None = None
+    sasl_username: str | None = None
+    queue_id: str | None = None
+
+
+class Message:
+    """An RFC 5322 message: raw bytes plus cached parsed views."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    @cached_property
+    def parsed(self) -> email.message.Message:
+        # compat32 keeps the raw header values: decoding is done by
+        # mailtext.headers so that every Japanese charset is handled the same way.
+        return email.message_from_bytes(self.raw, policy=email.policy.compat32)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every raw (undecoded, unfolded-as-is) value of header ``name``."""
+        values = self.parsed.get_all(name)
+        return [str(v) for v in values] if values else []
+
+    def has_header(self, name: str) -> bool:
+        return name in self.parsed
+
+    @cached_property
+    def subject(self) -> str | None:
+        """The decoded, unfolded Subject, or ``None`` when the header is missing."""
+        from mailadmin.mailtext.headers import decode_header_value
+
+        values = self.header_values("Subject")
+        if not values:
+            return None
+        return decode_header_value(values[0])
+
+    @cached_property
+    def from_addresses(self) -> tuple[str, ...]:
+        """Every address in every From header, lower-cased (may be empty)."""
+        from mailadmin.mailtext.addresses import header_addresses
+
+        out: list[str] = []
+        for value in self.header_values("From"):
+            out.extend(header_addresses(value))
+        return tuple(out)
+
+    @cached_property
+    def message_id(self) -> str | None:
+        values = self.header_values("Message-ID")
+        return values[0].strip() if values else None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """Sender/subject/date summary used in reports, notices and the quarantine list."""
+
+    sender: str
+    subject: str
+    date: str
+    extra: dict[str, str] = field(default_factory=dict)
