@@ -86,6 +86,34 @@ class Refused:
 Verdict = Infected | Allowed | Blocked | Spam | ScanFailed | Refused
 
 
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """No verdict: the check looked and found nothing (``detail`` goes into the trace)."""
+
+    detail: str = "-"
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass(frozen=True, slots=True)
+class NotScanned:
+    """A scanner failed and the policy says deliver anyway (``accept_tagged``).
+
+    Not a verdict: the chain goes on, and the delivered copy carries a header
+    saying it was not scanned (SPEC §7, §8).
+    """
+
+    service: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"not_scanned:{self.service}"
+
+
+CheckResult = Verdict | Pass | NotScanned | None
+
+
 class Disposition(str, enum.Enum):
     """What happens to one recipient's copy; the values are the dry-run/log tokens."""
 

@@ -1,0 +1,70 @@
+"""overseas: the overseas sending restriction for authenticated submissions (SPEC §9).
+
+A submission authenticated as a mailbox, from a client address whose country
+is not a home country, is refused with a permanent error telling the user how
+to unlock it — unless the mailbox's unlock is still in force, the address is in
+a postmaster-exempt network, or it is private/loopback (domestic).  An address
+the GeoIP data does not know follows ``overseas.unknown_country``.  The unlock
+ends by itself: ``now < overseas_unlocked_until`` is all that is checked.
+Receiving is never restricted; this check runs only in the outbound chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailadmin.config.model import Policy
+from mailadmin.store.snapshots import MailboxRules
+from mailadmin.verdicts import CheckResult, Pass, Refused
+
+CountryOf = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundContext:
+    client_address: str | None
+    sender_rules: MailboxRules
+    policy: Policy
+    now: dt.datetime
+    country_of: CountryOf
+    page_url: str
+
+
+def refusal_text(page_url: str) -> str:
+    # SMTP reply text must stay ASCII: Postfix passes it to clients that may not speak SMTPUTF8.
+    return (
+        "Sending from outside the home country is restricted for this mailbox. "
+        f"Unlock it (overseas sending restriction) on the mailbox admin page: {page_url}"
+    )
+
+
+def client_country(ctx: OutboundContext) -> str:
+    """``domestic``/``exempt`` for addresses the rule never restricts, else a country code or ``unknown``."""
+    if not ctx.client_address:
+        return "domestic"
+    try:
+        ip = ipaddress.ip_address(ctx.client_address.split("%", 1)[0])
+    except ValueError:
+        return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in ctx.policy.overseas.exempt_networks):
+        return "exempt"
+    if ip.is_private or ip.is_loopback or ip.is_link_local:
+        return "domestic"
+    return ctx.country_of(str(ip)) or "unknown"
+
+
+async def check(ctx: OutboundContext) -> CheckResult:
+    where = client_country(ctx)
+    overseas = ctx.policy.overseas
+    if where in ("domestic", "exempt") or where in overseas.home_countries:
+        return Pass(where)
+    if where == "unknown" and overseas.unknown_country == "domestic":
+        return Pass("unknown=domestic")
+    if ctx.sender_rules.is_overseas_unlocked(ctx.now):
+        return Pass(f"{where}:unlocked")
+    return Refused("overseas", refusal_text(ctx.page_url))

@@ -1,0 +1,392 @@
+"""``mailadmin``: the postmaster's command line (SPEC §11).
+
+Each command parses its arguments and calls a function elsewhere; errors
+become one clear message on stderr and a non-zero exit status:
+1 for bad input or a missing object, 78 (EX_CONFIG) for an invalid
+configuration, 75 (EX_TEMPFAIL) when a service (the database) is down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailadmin.config import load_all, resolve_config_file
+from mailadmin.config.model import Config
+from mailadmin.errors import ConfigError, EntryError, NotFound, ServiceError
+from mailadmin.wiring import Store, make_engine, open_store, utcnow
+
+EX_CONFIG = 78
+EX_TEMPFAIL = 75
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(f"mailadmin: {text}\n")
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    src = config.conf.source
+    _out(f"configuration OK: {src}")
+    _out(f"  policies: default + {len(config.policies.domains)} domain override(s)")
+    f = config.filters
+    _out(
+        f"  filters: {len(f.sender_block)} sender, {len(f.subject_block)} subject, "
+        f"{len(f.allow)} allow, {len(f.header_conditions)} header condition(s)"
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import db
+
+    db.upgrade(config.conf.database.url)
+    _out(f"database at revision {db.current_revision(config.conf.database.url)}")
+    return 0
+
+
+def cmd_domain_add(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import mailboxes
+
+    name = args.name.lower()
+    defaults = config.conf.domains
+    smtp = args.smtp_server or defaults.smtp_server.format(domain=name)
+    pop = args.pop_server or defaults.pop_server.format(domain=name)
+    with _store(config).session_factory.begin() as session:
+        mailboxes.add_domain(session, name, smtp_server=smtp, pop_server=pop)
+    _out(f"domain {name} added (SMTP server {smtp}, POP server {pop})")
+    return 0
+
+
+def cmd_domain_list(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import mailboxes
+
+    with _store(config).session_factory() as session:
+        for d in mailboxes.list_domains(session):
+            _out(f"{d.name}\tsmtp={d.smtp_server}\tpop={d.pop_server}")
+    return 0
+
+
+def cmd_mailbox_add(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import mailboxes
+
+    address = args.address.lower()
+    policy = config.policies.for_domain(address.rpartition("@")[2])
+    with _store(config).session_factory.begin() as session:
+        password = mailboxes.add_mailbox(session, address, policy)
+    _print_password_notice(address, password, config)
+    return 0
+
+
+def _print_password_notice(address: str, password: str, config: Config) -> None:
+    _out(f"Mailbox:            {address}")
+    _out(f"Temporary password: {password}")
+    _out(f"Admin page:         {config.conf.web.base_url}")
+    _out("The first login with this password must set a new password before anything else.")
+    _out("仮パスワードです。初回ログイン時に新しいパスワードへの変更が必要です。")
+
+
+def cmd_mailbox_list(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import mailboxes
+
+    with _store(config).session_factory() as session:
+        for m in mailboxes.list_mailboxes(session, args.domain):
+            flag = " (must change password)" if m.must_change_password else ""
+            _out(f"{m.address}\t{m.status}{flag}")
+    return 0
+
+
+def _set_status(status: str) -> Handler:
+    def handler(args: argparse.Namespace, config: Config) -> int:
+        from mailadmin.store import mailboxes
+
+        with _store(config).session_factory.begin() as session:
+            mailboxes.set_status(session, args.address.lower(), status)
+        _out(f"{args.address.lower()}: {status}")
+        return 0
+
+    return handler
+
+
+def cmd_mailbox_delete(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import mailboxes
+
+    address = args.address.lower()
+    if not args.yes:
+        _err(f"deleting {address} removes its rules and quarantine for good; repeat with --yes")
+        return 1
+    with _store(config).session_factory.begin() as session:
+        mailboxes.delete_mailbox(session, address)
+    _out(f"{address} deleted (the address will not be issued again)")
+    return 0
+
+
+def cmd_mailbox_passwd(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import mailboxes
+
+    address = args.address.lower()
+    policy = config.policies.for_domain(address.rpartition("@")[2])
+    with _store(config).session_factory.begin() as session:
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+            mailboxes.set_password(session, address, password, policy)
+            _out(f"{address}: password changed")
+            return 0
+        temporary = mailboxes.reset_password(session, address, policy)
+    _print_password_notice(address, temporary, config)
+    return 0
+
+
+def cmd_rules_export(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import rules
+
+    with _store(config).session_factory() as session:
+        doc = rules.export_rules(session, args.address.lower())
+    _out(json.dumps(doc, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_rules_import(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import rules
+
+    address = args.address.lower()
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        doc = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EntryError(f"{args.file}: not a readable JSON document: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise EntryError(f"{args.file}: the document must be a JSON object")
+    policy = config.policies.for_domain(address.rpartition("@")[2])
+    with _store(config).session_factory.begin() as session:
+        rules.import_rules(session, address, doc, policy)
+    _out(f"{address}: rules imported")
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import quarantine
+
+    with _store(config).session_factory() as session:
+        items = quarantine.list_items(session, args.address.lower() if args.address else None)
+    for i in items:
+        _out(
+            f"{i.id}\t{i.mailbox}\t{i.received_at:%Y-%m-%d %H:%M}\texpires {i.expires_at:%Y-%m-%d}"
+            f"\t{i.sender}\t{i.subject}\t{i.reason}"
+        )
+    return 0
+
+
+def cmd_quarantine_release(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import quarantine
+
+    with _store(config).session_factory.begin() as session:
+        quarantine.release_item(session, args.id, now=utcnow())
+    _out(f"quarantine item {args.id} released to the inbox (queued for delivery)")
+    return 0
+
+
+def cmd_quarantine_delete(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import quarantine
+
+    with _store(config).session_factory.begin() as session:
+        quarantine.delete_item(session, args.id)
+    _out(f"quarantine item {args.id} deleted")
+    return 0
+
+
+def cmd_quarantine_purge(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import quarantine
+
+    with _store(config).session_factory.begin() as session:
+        n = quarantine.purge_expired(session, utcnow())
+    _out(f"{n} expired quarantine item(s) deleted")
+    return 0
+
+
+def cmd_overseas_unlock(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import rules
+
+    address = args.address.lower()
+    policy = config.policies.for_domain(address.rpartition("@")[2])
+    with _store(config).session_factory.begin() as session:
+        until = rules.overseas_unlock(session, address, utcnow(), policy)
+    _out(f"{address}: overseas sending unlocked until {until.isoformat(timespec='minutes')}")
+    return 0
+
+
+def cmd_overseas_restrict(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import rules
+
+    address = args.address.lower()
+    with _store(config).session_factory.begin() as session:
+        rules.overseas_restrict(session, address)
+    _out(f"{address}: overseas sending restricted")
+    return 0
+
+
+def cmd_dry_run(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.dry_run import dry_run, format_text
+
+    try:
+        raw = Path(args.message).read_bytes()
+    except OSError as exc:
+        raise EntryError(f"{args.message}: {exc.strerror}") from exc
+    store = _store(config)
+    engine = make_engine(lambda: config, store)
+    report = asyncio.run(
+        dry_run(
+            engine, store, config, raw,
+            mail_from=args.mail_from, rcpt_tos=args.rcpt_tos,
+            client_address=args.client_ip, sasl_username=args.sasl_user, helo=args.helo,
+        )
+    )
+    if args.json:
+        _out(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _out(format_text(report))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.serve import serve
+
+    return serve(args, config)
+
+
+# ------------------------------------------------------------------ plumbing
+
+_stores: dict[str, Store] = {}
+
+
+def _store(config: Config) -> Store:
+    url = config.conf.database.url
+    if url not in _stores:
+        _stores[url] = open_store(config)
+    return _stores[url]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailadmin", description="Mail-account administration daemon.")
+    p.add_argument("--config", metavar="PATH", help="conf file (default: $MAILADMIN_CONFIG, /etc/mailadmin/mailadmin.toml)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(parent: Any, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        sp.set_defaults(handler=handler)
+        return sp
+
+    def group(name: str, help: str) -> Any:
+        gp = sub.add_parser(name, help=help, description=help)
+        return gp.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+    sp = cmd(sub, "serve", cmd_serve, "run the daemon (every role, or one)")
+    sp.add_argument("role", nargs="?", default="all", choices=["all", "jobs"], help="which role to run")
+    sp.add_argument("--once", action="store_true", help="run the background jobs once and exit")
+    cmd(sub, "check-config", cmd_check_config, "validate conf/, policies/ and filters/")
+
+    g = group("db", "database schema")
+    cmd(g, "upgrade", cmd_db_upgrade, "create or migrate the database to the current schema")
+
+    g = group("domain", "mail domains")
+    sp = cmd(g, "add", cmd_domain_add, "add a domain")
+    sp.add_argument("name")
+    sp.add_argument("--smtp-server", help="SMTP server name shown to subscribers")
+    sp.add_argument("--pop-server", help="POP server name shown to subscribers")
+    cmd(g, "list", cmd_domain_list, "list domains")
+
+    g = group("mailbox", "mailboxes")
+    sp = cmd(g, "add", cmd_mailbox_add, "create a mailbox; prints its temporary password")
+    sp.add_argument("address")
+    sp = cmd(g, "list", cmd_mailbox_list, "list mailboxes")
+    sp.add_argument("--domain")
+    for name, status, text in (("suspend", "suspended", "suspend a mailbox (login refused)"),
+                               ("resume", "active", "make a suspended mailbox usable again")):
+        sp = cmd(g, name, _set_status(status), text)
+        sp.add_argument("address")
+    sp = cmd(g, "delete", cmd_mailbox_delete, "delete a mailbox, its rules and quarantine")
+    sp.add_argument("address")
+    sp.add_argument("--yes", action="store_true", help="really delete")
+    sp = cmd(g, "passwd", cmd_mailbox_passwd, "reset to a new temporary password (or set one from stdin)")
+    sp.add_argument("address")
+    sp.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+
+    g = group("rules", "a mailbox's rules as one JSON document")
+    sp = cmd(g, "export", cmd_rules_export, "print every setting of a mailbox as JSON")
+    sp.add_argument("address")
+    sp = cmd(g, "import", cmd_rules_import, "replace every setting of a mailbox from a JSON file ('-' = stdin)")
+    sp.add_argument("address")
+    sp.add_argument("file")
+
+    g = group("quarantine", "quarantined mail (迷惑メールフォルダ)")
+    sp = cmd(g, "list", cmd_quarantine_list, "list quarantined mail")
+    sp.add_argument("address", nargs="?")
+    for name, handler, text in (("release", cmd_quarantine_release, "deliver an item to the inbox"),
+                                ("delete", cmd_quarantine_delete, "delete an item")):
+        sp = cmd(g, name, handler, text)
+        sp.add_argument("id", type=int)
+    cmd(g, "purge", cmd_quarantine_purge, "delete items past their retention")
+
+    g = group("overseas", "overseas sending restriction (国外からのメール送信制限)")
+    sp = cmd(g, "unlock", cmd_overseas_unlock, "unlock until now + the policy maximum")
+    sp.add_argument("address")
+    sp = cmd(g, "restrict", cmd_overseas_restrict, "restrict now")
+    sp.add_argument("address")
+
+    sp = cmd(sub, "dry-run", cmd_dry_run, "show what would happen to a message, per recipient, and why")
+    sp.add_argument("message", help=".eml file")
+    sp.add_argument("--from", dest="mail_from", required=True, help="envelope sender ('' = null sender)")
+    sp.add_argument("--to", dest="rcpt_tos", action="append", required=True, help="envelope recipient (repeat)")
+    sp.add_argument("--client-ip")
+    sp.add_argument("--helo")
+    sp.add_argument("--sasl-user", help="authenticated submitter (runs the outbound chain)")
+    sp.add_argument("--json", action="store_true", help="one JSON object keyed by recipient")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    environ = dict(os.environ)
+    try:
+        config = load_all(resolve_config_file(args.config, environ), environ)
+    except ConfigError as exc:
+        _err(f"invalid configuration: {exc}")
+        return EX_CONFIG
+    logging.basicConfig(
+        level=config.conf.logging.level if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args, config)
+    except EntryError as exc:
+        for message in exc.messages:
+            _err(message)
+        return 1
+    except NotFound as exc:
+        _err(str(exc))
+        return 1
+    except ServiceError as exc:
+        _err(f"{exc} (try again later)")
+        return EX_TEMPFAIL
+    except ConfigError as exc:
+        _err(f"invalid configuration: {exc}")
+        return EX_CONFIG
+
+

@@ -1,0 +1,57 @@
+"""The check chains.  The order *is* the policy; each line says why it is where it is.
+
+First verdict wins; every check's result goes into the trace, which is logged,
+shown by ``mailadmin dry-run`` and usable as a header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from mailadmin.checks import (
+    allow_list,
+    header_conditions,
+    reject_lists,
+    site_filters,
+    spam_scan,
+    virus_scan,
+)
+from mailadmin.checks.context import RecipientContext
+from mailadmin.verdicts import CheckResult, NotScanned, Pass, TraceStep, Trace, Verdict
+
+Check = Callable[[RecipientContext], Awaitable[CheckResult]]
+
+INBOUND_CHAIN: tuple[tuple[str, Check], ...] = (
+    # Virus first: nothing, not even the allow list, exempts from virus scanning (SPEC §5, §7).
+    ("virus_scan", virus_scan.check),
+    # Site-wide blocks from filters/ beat a subscriber's allow entry: they are abuse controls.
+    ("site_block", site_filters.check_block),
+    # An allowed sender skips every check below (SPEC §5).
+    ("allow_list", allow_list.check),
+    ("reject_sender", reject_lists.check_sender),
+    ("reject_subject", reject_lists.check_subject),
+    ("header_conditions", header_conditions.check),
+    # Last: the most expensive check runs only when no cheaper rule has decided.
+    ("spam_scan", spam_scan.check),
+)
+
+
+async def run_chain(
+    chain: tuple[tuple[str, Check], ...], ctx: RecipientContext
+) -> tuple[Verdict | None, Trace, tuple[NotScanned, ...]]:
+    """Run ``chain`` until the first verdict; return it, the trace and any not-scanned notes."""
+    trace: list[TraceStep] = []
+    notes: list[NotScanned] = []
+    for name, check in chain:
+        result = await check(ctx)
+        if result is None:
+            trace.append(TraceStep(name, "-"))
+            continue
+        trace.append(TraceStep(name, str(result)))
+        if isinstance(result, NotScanned):
+            notes.append(result)
+            continue
+        if isinstance(result, Pass):
+            continue
+        return result, tuple(trace), tuple(notes)
+    return None, tuple(trace), tuple(notes)

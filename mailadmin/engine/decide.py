@@ -1,0 +1,283 @@
+"""decide(): one outcome per recipient, and recipients grouped by the copy they get.
+
+Per recipient (SPEC §10): the recipient's own ``MailboxRules`` and domain
+``Policy``; the INBOUND_CHAIN; the effects table.  Authenticated submissions
+first pass the outbound chain (overseas restriction, then the sender's virus
+scan), whose verdict covers every recipient.
+
+Recipient groups: one SMTP transaction carries one copy of the message, but
+recipients may need different copies (one tagged ``[spam]``, one with a
+not-scanned header, one unchanged).  :meth:`Decision.content_groups` groups
+the recipients that still get a copy by the exact content changes they need;
+an adapter keeps one group in the MTA's transaction and re-injects the others
+through the outbox.  Recipients whose copy is quarantined, dropped, or
+forwarded away without a kept copy are in no group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from mailadmin.checks import overseas, virus_scan
+from mailadmin.checks.context import RecipientContext
+from mailadmin.config.model import Config, Policy
+from mailadmin.engine.chain import INBOUND_CHAIN, run_chain
+from mailadmin.engine.effects import (
+    AddHeader,
+    ContentChange,
+    Effect,
+    TagSpam,
+    VirusReportTo,
+    disposition_for,
+    plan_effects,
+)
+from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.engine.scans import MessageScans, SpamScanner, VirusScanner
+from mailadmin.mailtext.addresses import domain_of
+from mailadmin.store.snapshots import MailboxRules
+from mailadmin.verdicts import (
+    Disposition,
+    Infected,
+    NotScanned,
+    Refused,
+    ScanFailed,
+    TraceStep,
+    Trace,
+    Verdict,
+    format_trace,
+)
+
+log = logging.getLogger(__name__)
+
+RulesLoader = Callable[[Sequence[str]], dict[str, MailboxRules]]
+CountryOf = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpReply:
+    code: int
+    status: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+TEMPFAIL_REPLY = SmtpReply(451, "4.7.1", "Message could not be scanned now; try again later")
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    recipient: str
+    disposition: Disposition
+    reason: str
+    trace: Trace
+    effects: tuple[Effect, ...] = ()
+    deliver_local: bool = False
+    is_local_mailbox: bool = False
+    reply: SmtpReply | None = None
+
+    @property
+    def content_changes(self) -> tuple[ContentChange, ...]:
+        return tuple(e for e in self.effects if isinstance(e, (TagSpam, AddHeader)))
+
+
+@dataclass(frozen=True, slots=True)
+class ContentGroup:
+    changes: tuple[ContentChange, ...]
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    envelope: Envelope
+    outcomes: tuple[RecipientOutcome, ...]
+    # effects that belong to the message, not to one recipient (the outbound virus report)
+    message_effects: tuple[Effect, ...] = ()
+    scans: dict[str, int] = field(default_factory=dict)
+
+    def outcome(self, recipient: str) -> RecipientOutcome:
+        for o in self.outcomes:
+            if o.recipient.lower() == recipient.lower():
+                return o
+        raise KeyError(recipient)
+
+    @property
+    def tempfail(self) -> SmtpReply | None:
+        """A temporary failure for any recipient defers the whole message (it can't be split)."""
+        for o in self.outcomes:
+            if o.disposition is Disposition.TEMPFAIL:
+                return o.reply or TEMPFAIL_REPLY
+        return None
+
+    @property
+    def rejected(self) -> SmtpReply | None:
+        if self.outcomes and all(o.disposition is Disposition.REJECT for o in self.outcomes):
+            return self.outcomes[0].reply
+        return None
+
+    def content_groups(self) -> tuple[ContentGroup, ...]:
+        groups: dict[tuple[ContentChange, ...], list[str]] = {}
+        for o in self.outcomes:
+            if o.deliver_local:
+                groups.setdefault(o.content_changes, []).append(o.recipient)
+        return tuple(ContentGroup(changes, tuple(r)) for changes, r in groups.items())
+
+
+def _reason(verdict: Verdict | None) -> str:
+    return "no_rule_matched" if verdict is None else str(verdict)
+
+
+def log_decision(decision: Decision) -> None:
+    for o in decision.outcomes:
+        log.info(
+            'decision queue_id=%s rcpt=%s outcome=%s reason="%s" trace="%s"',
+            decision.envelope.queue_id or "-",
+            o.recipient,
+            o.disposition.value,
+            o.reason,
+            format_trace(o.trace),
+        )
+
+
+class Engine:
+    """Decides; never writes.  ``execute`` (engine/execute.py) applies the DB effects."""
+
+    def __init__(
+        self,
+        *,
+        config: Callable[[], Config],
+        load_rules: RulesLoader,
+        clamd: VirusScanner | None,
+        spamd: SpamScanner | None,
+        country_of: CountryOf,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    ) -> None:
+        self._config = config
+        self._load_rules = load_rules
+        self.clamd = clamd
+        self.spamd = spamd
+        self._country_of = country_of
+        self._clock = clock
+
+    def page_url(self) -> str:
+        return self._config().conf.web.base_url
+
+    async def decide(self, envelope: Envelope, message: Message) -> Decision:
+        config = self._config()
+        now = self._clock()
+        recipients = tuple(dict.fromkeys(r.lower() for r in envelope.rcpt_tos))
+        wanted = list(recipients)
+        sender = (envelope.sasl_username or "").lower()
+        if sender:
+            wanted.append(sender)
+        rules = await asyncio.to_thread(self._load_rules, wanted)
+        scans = MessageScans(message, envelope, self.clamd, self.spamd)
+
+        outbound: list[RecipientOutcome] | None = None
+        message_effects: tuple[Effect, ...] = ()
+        if sender:
+            outbound, message_effects = await self._outbound(
+                envelope, message, recipients, rules, scans, config, now
+            )
+        if outbound is not None:
+            outcomes = tuple(outbound)
+        else:
+            outcomes = tuple(
+                await asyncio.gather(
+                    *(self._inbound(envelope, message, r, rules.get(r), scans, config, now) for r in recipients)
+                )
+            )
+        decision = Decision(
+            envelope,
+            outcomes,
+            message_effects,
+            {"virus": scans.virus_scans, "spam": scans.spam_scans},
+        )
+        log_decision(decision)
+        return decision
+
+    async def _inbound(
+        self,
+        envelope: Envelope,
+        message: Message,
+        recipient: str,
+        rules: MailboxRules | None,
+        scans: MessageScans,
+        config: Config,
+        now: dt.datetime,
+    ) -> RecipientOutcome:
+        if rules is None:
+            # Not one of our mailboxes: the MTA delivers or relays it as usual.
+            return RecipientOutcome(recipient, Disposition.DELIVER, "not_local", (), (), True, False)
+        policy = config.policies.for_domain(rules.domain)
+        ctx = RecipientContext(envelope, message, recipient, rules, policy, config.filters, scans, now)
+        verdict, trace, notes = await run_chain(INBOUND_CHAIN, ctx)
+        disposition = disposition_for(verdict, ctx)
+        effects, deliver_local = plan_effects(disposition, verdict, ctx, notes)
+        reply = TEMPFAIL_REPLY if disposition is Disposition.TEMPFAIL else None
+        return RecipientOutcome(
+            recipient, disposition, _reason(verdict), trace, effects, deliver_local, True, reply
+        )
+
+    async def _outbound(
+        self,
+        envelope: Envelope,
+        message: Message,
+        recipients: tuple[str, ...],
+        rules: dict[str, MailboxRules],
+        scans: MessageScans,
+        config: Config,
+        now: dt.datetime,
+    ) -> tuple[list[RecipientOutcome] | None, tuple[Effect, ...]]:
+        """The outbound chain (SPEC §7, §9).  ``None`` when the submission may go on."""
+        sender = (envelope.sasl_username or "").lower()
+        sender_rules = rules.get(sender) or MailboxRules(address=sender, domain=domain_of(sender))
+        policy: Policy = config.policies.for_domain(sender_rules.domain)
+        octx = overseas.OutboundContext(
+            envelope.client_address, sender_rules, policy, now, self._country_of, self.page_url()
+        )
+        trace: list[TraceStep] = []
+        result = await overseas.check(octx)
+        trace.append(TraceStep("overseas", str(result)))
+        if isinstance(result, Refused):
+            reply = SmtpReply(554, "5.7.1", result.message)
+            return [
+                RecipientOutcome(r, Disposition.REJECT, str(result), tuple(trace), (), False, r in rules, reply)
+                for r in recipients
+            ], ()
+        # The sender's own virus scan (SPEC §7: "mail it sends").
+        vctx = RecipientContext(envelope, message, sender, sender_rules, policy, config.filters, scans, now)
+        vresult = await virus_scan.check(vctx)
+        trace.append(TraceStep("virus_scan", str(vresult)))
+        if isinstance(vresult, Infected):
+            report = VirusReportTo(sender, vresult.virus, "outbound")
+            return [
+                RecipientOutcome(r, Disposition.DROP_INFECTED, str(vresult), tuple(trace), (), False, r in rules)
+                for r in recipients
+            ], (report,)
+        if isinstance(vresult, ScanFailed):
+            return [
+                RecipientOutcome(r, Disposition.TEMPFAIL, str(vresult), tuple(trace), (), False, r in rules, TEMPFAIL_REPLY)
+                for r in recipients
+            ], ()
+        # Passed: each recipient still gets its own mailbox's inbound decision.
+        outcomes = await asyncio.gather(
+            *(self._inbound(envelope, message, r, rules.get(r), scans, config, now) for r in recipients)
+        )
+        prefix = tuple(trace)
+        notes = (vresult,) if isinstance(vresult, NotScanned) else ()
+        out = []
+        for o in outcomes:
+            effects = o.effects
+            if notes and o.deliver_local and not any(isinstance(e, AddHeader) for e in effects):
+                effects = effects + (AddHeader("X-Mailadmin-Not-Scanned", "clamd unavailable"),)
+            out.append(
+                RecipientOutcome(o.recipient, o.disposition, o.reason, prefix + o.trace, effects,
+                                 o.deliver_local, o.is_local_mailbox, o.reply)
+            )
+        return out, ()

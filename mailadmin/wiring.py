@@ -1,0 +1,73 @@
+"""Build the running pieces from a Config: store, scanner clients, GeoIP, engine.
+
+The only place that turns configuration into live objects, so ``cli.py``
+stays argument parsing and every daemon role is wired the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailadmin.config.model import Config
+from mailadmin.engine.decide import Engine
+from mailadmin.services.clamd import ClamdClient
+from mailadmin.services.geoip import CountryResolver
+from mailadmin.services.spamd import SpamdClient
+from mailadmin.store import db, rules
+from mailadmin.store.snapshots import MailboxRules
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class Store:
+    url: str
+    session_factory: sessionmaker[Session]
+
+    def load_rules(self, addresses: Sequence[str]) -> dict[str, MailboxRules]:
+        out: dict[str, MailboxRules] = {}
+        with self.session_factory() as session:
+            for address in addresses:
+                snapshot = rules.load_rules(session, address)
+                if snapshot is not None:
+                    out[address] = snapshot
+        return out
+
+
+def open_store(config: Config) -> Store:
+    url = config.conf.database.url
+    return Store(url, db.make_session_factory(db.make_engine(url)))
+
+
+def make_clamd(config: Config) -> ClamdClient:
+    c = config.conf.clamd
+    return ClamdClient(c.address, c.timeout_seconds, c.max_size_bytes)
+
+
+def make_spamd(config: Config) -> SpamdClient:
+    c = config.conf.spamd
+    return SpamdClient(c.address, c.timeout_seconds, c.max_size_bytes)
+
+
+def make_engine(
+    config: Callable[[], Config],
+    store: Store,
+    *,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> Engine:
+    current = config()
+    resolver = CountryResolver(current.conf.geoip.database_path, current.conf.geoip.country_field)
+    return Engine(
+        config=config,
+        load_rules=store.load_rules,
+        clamd=make_clamd(current),
+        spamd=make_spamd(current),
+        country_of=resolver.country,
+        clock=clock,
+    )

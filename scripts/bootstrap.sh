@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv with mailadmin (and, with "test", its test dependencies) installed,
+# and fetch the offline GeoIP database into var/geoip/.  Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+bash scripts/install-system-deps.sh "$mode"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+extra=""
+[ "$mode" = test ] && extra="[test]"
+stamp=".venv/.installed-$mode"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e ".$extra"
+    touch "$stamp"
+fi
+bash scripts/fetch-geoip.sh var/geoip
