@@ -1,0 +1,284 @@
+"""The postmaster CLI (SPEC §11), run in-process against a real SQLite store and,
+for dry-run, the real clamd and spamd started by the test fixtures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailadmin import paths
+from mailadmin.cli import EX_CONFIG, main
+
+REPO = paths.shipped("conf").parent
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        test_mmdb_path: Path, clamd_instance: Any, spamd_instance: Any) -> Iterator[Run]:
+    """``mailadmin`` with the checkout's config, a fresh SQLite store and the real scanners."""
+    for name in list(__import__("os").environ):
+        if name.startswith("MAILADMIN_") and not name.startswith("MAILADMIN_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MAILADMIN_CONFIG", str(REPO / "conf" / "mailadmin.toml"))
+    monkeypatch.setenv("MAILADMIN_DATABASE_URL", f"sqlite:///{tmp_path}/mail.db")
+    monkeypatch.setenv("MAILADMIN_GEOIP_DATABASE_PATH", str(test_mmdb_path))
+    monkeypatch.setenv("MAILADMIN_CLAMD_ADDRESS", clamd_instance.unix_address)
+    monkeypatch.setenv("MAILADMIN_SPAMD_ADDRESS", spamd_instance.tcp_address)
+    monkeypatch.setenv("MAILADMIN_WEB_BASE_URL", "https://mail.example.jp/")
+
+    def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", __import__("io").StringIO(stdin))
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("db", "upgrade")[0] == 0
+    assert run("domain", "add", "example.jp")[0] == 0
+    yield run
+
+
+def test_mailbox_lifecycle(cli: Run) -> None:
+    code, out, _ = cli("mailbox", "add", "Taro@Example.JP")
+    assert code == 0
+    assert "taro@example.jp" in out and "Temporary password:" in out
+    temp = out.split("Temporary password:")[1].split()[0]
+    assert 6 <= len(temp) <= 32
+
+    code, out, _ = cli("mailbox", "list")
+    assert "taro@example.jp\tactive (must change password)" in out
+
+    assert cli("mailbox", "suspend", "taro@example.jp")[0] == 0
+    assert "taro@example.jp\tsuspended" in cli("mailbox", "list")[1]
+    assert cli("mailbox", "resume", "taro@example.jp")[0] == 0
+
+    code, _, err = cli("mailbox", "passwd", "taro@example.jp", "--password-stdin", stdin="short\n")
+    assert code == 1 and err.count("mailadmin:") >= 2  # too short AND no digit, each its own line
+    code, out, _ = cli("mailbox", "passwd", "taro@example.jp", "--password-stdin", stdin="Secret-123\n")
+    assert code == 0
+
+    code, _, err = cli("mailbox", "add", "taro@example.jp")
+    assert code == 1 and "taro@example.jp" in err
+    code, _, err = cli("mailbox", "add", "x@unknown.example")
+    assert code == 1
+
+    assert cli("mailbox", "delete", "taro@example.jp")[0] == 1  # needs --yes
+    assert cli("mailbox", "delete", "taro@example.jp", "--yes")[0] == 0
+    assert "taro@example.jp" not in cli("mailbox", "list")[1]
+    code, _, err = cli("mailbox", "add", "taro@example.jp")
+    assert code == 1  # a deleted address is never issued again
+
+
+def test_rules_export_import_round_trip(cli: Run, tmp_path: Path) -> None:
+    cli("mailbox", "add", "taro@example.jp")
+    doc = {
+        "version": 1,
+        "reject_sender": ["example.com", "@spam.example", "bad@example.net"],
+        "reject_subject": ["未承諾広告", "SALE"],
+        "header_conditions": ["from_missing", "subject_empty"],
+        "allow_list": ["friend@example.org"],
+        "forwarding": [{"address": "taro@elsewhere.example", "keep_copy": False}],
+        "auto_reply": {"enabled": True, "subject": "不在", "body": "休暇中です。",
+                       "per_sender": [{"pattern": "example.org", "subject": "Away", "body": "Back Monday"}],
+                       "start_date": None, "end_date": None},
+        "virus_scan": True, "spam_scan": True, "spam_quarantine": True, "quarantine_notice": False,
+        "overseas_unlocked_until": None,
+    }
+    f = tmp_path / "rules.json"
+    f.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    code, out, err = cli("rules", "import", "taro@example.jp", str(f))
+    assert code == 0, err
+    code, out, _ = cli("rules", "export", "taro@example.jp")
+    exported = json.loads(out)
+    for key, value in doc.items():
+        if key != "version":
+            assert exported[key] == value, key
+
+    # export -> import is a round trip
+    f.write_text(out, encoding="utf-8")
+    assert cli("rules", "import", "taro@example.jp", str(f))[0] == 0
+    assert json.loads(cli("rules", "export", "taro@example.jp")[1]) == exported
+
+
+def test_invalid_rules_document_lists_every_error_and_changes_nothing(cli: Run, tmp_path: Path) -> None:
+    cli("mailbox", "add", "taro@example.jp")
+    before = cli("rules", "export", "taro@example.jp")[1]
+    bad = {
+        "reject_sender": ["ok.example", "taro", "x" * 321],
+        "reject_subject": ["a"],
+        "header_conditions": ["from_missing", "bogus"],
+        "forwarding": [{"address": "taro@example.jp", "keep_copy": True}],
+        "virus_scan": "yes",
+        "surprise": 1,
+    }
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(bad), encoding="utf-8")
+    code, _, err = cli("rules", "import", "taro@example.jp", str(f))
+    assert code == 1
+    for fragment in ("reject_sender[1]", "reject_sender[2]", "reject_subject[0]", "header_conditions",
+                     "forwarding[0]", "virus_scan", "surprise"):
+        assert fragment in err, fragment
+    assert cli("rules", "export", "taro@example.jp")[1] == before
+
+    f.write_text("{not json", encoding="utf-8")
+    code, _, err = cli("rules", "import", "taro@example.jp", str(f))
+    assert code == 1 and "JSON" in err
+
+
+def test_overseas_unlock_and_restrict(cli: Run) -> None:
+    cli("mailbox", "add", "taro@example.jp")
+    code, out, _ = cli("overseas", "unlock", "taro@example.jp")
+    assert code == 0 and "unlocked until" in out
+    assert json.loads(cli("rules", "export", "taro@example.jp")[1])["overseas_unlocked_until"]
+    assert cli("overseas", "restrict", "taro@example.jp")[0] == 0
+    assert json.loads(cli("rules", "export", "taro@example.jp")[1])["overseas_unlocked_until"] is None
+
+
+# ---------------------------------------------------------------- dry-run
+
+
+def _eml(tmp_path: Path, name: str, data: bytes) -> str:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def _dry(cli: Run, eml: str, *args: str) -> dict[str, Any]:
+    code, out, err = cli("dry-run", eml, *args, "--json")
+    assert code == 0, err
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+@pytest.fixture
+def four_boxes(cli: Run, tmp_path: Path) -> Run:
+    for name in ("quarantine", "tagged", "forward", "clean"):
+        cli("mailbox", "add", f"{name}@example.jp")
+    rules = {
+        "quarantine": {"reject_sender": ["example.org"]},
+        "tagged": {},
+        "forward": {"forwarding": [{"address": "fw@elsewhere.example", "keep_copy": False}],
+                    "spam_scan": False},
+        "clean": {"spam_scan": False, "auto_reply": {"enabled": True, "subject": "不在", "body": "休暇中",
+                                                     "per_sender": []}},
+    }
+    for name, doc in rules.items():
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        code, _, err = cli("rules", "import", f"{name}@example.jp", str(f))
+        assert code == 0, err
+    return cli
+
+
+def test_dry_run_four_recipients_disagree(four_boxes: Run, tmp_path: Path, gtube: str) -> None:
+    msg = (f"From: Alice <alice@example.org>\nTo: clean@example.jp\nSubject: hi\n"
+           f"Message-ID: <1@example.org>\n\n{gtube}\n").encode()
+    report = _dry(four_boxes, _eml(tmp_path, "spam.eml", msg), "--from", "alice@example.org",
+                  *(x for n in ("quarantine", "tagged", "forward", "clean") for x in ("--to", f"{n}@example.jp")))
+    assert report["quarantine@example.jp"]["outcome"] == "quarantine"
+    assert report["quarantine@example.jp"]["reason"] == "reject_sender:example.org"
+    assert report["tagged@example.jp"]["outcome"] == "deliver_tagged"
+    assert report["tagged@example.jp"]["trace"]["spam_scan"].startswith("spam:")
+    fw = report["forward@example.jp"]
+    assert fw["outcome"] == "deliver"
+    assert any("forward to fw@elsewhere.example" in e for e in fw["effects"])
+    assert "no copy kept in the mailbox" in fw["effects"]
+    clean = report["clean@example.jp"]
+    assert clean["outcome"] == "deliver"
+    assert any(e.startswith("auto-reply to alice@example.org") for e in clean["effects"])
+    assert list(clean["trace"]) == ["virus_scan", "site_block", "allow_list", "reject_sender",
+                                    "reject_subject", "header_conditions", "spam_scan"]
+
+
+def test_dry_run_real_clamd_eicar_is_dropped(four_boxes: Run, tmp_path: Path, eicar: str) -> None:
+    msg = f"From: a@example.org\nTo: clean@example.jp\nSubject: x\n\n{eicar}\n".encode()
+    report = _dry(four_boxes, _eml(tmp_path, "v.eml", msg), "--from", "a@example.org", "--to", "clean@example.jp")
+    r = report["clean@example.jp"]
+    assert r["outcome"] == "drop_infected"
+    assert "Eicar" in r["reason"]
+    assert any(e.startswith("report ") and "clean@example.jp" in e for e in r["effects"])
+
+
+def test_dry_run_overseas_submission(four_boxes: Run, tmp_path: Path) -> None:
+    msg = b"From: clean@example.jp\nTo: x@example.net\nSubject: hi\n\nhello\n"
+    eml = _eml(tmp_path, "o.eml", msg)
+    args = ("--from", "clean@example.jp", "--to", "x@example.net", "--sasl-user", "clean@example.jp")
+    refused = _dry(four_boxes, eml, *args, "--client-ip", "8.8.8.8")["x@example.net"]
+    assert refused["outcome"] == "reject"
+    assert any("554 5.7.1" in e and "https://mail.example.jp/" in e for e in refused["effects"])
+    assert _dry(four_boxes, eml, *args, "--client-ip", "133.0.0.1")["x@example.net"]["outcome"] == "deliver"
+    four_boxes("overseas", "unlock", "clean@example.jp")
+    assert _dry(four_boxes, eml, *args, "--client-ip", "8.8.8.8")["x@example.net"]["outcome"] == "deliver"
+
+
+def test_dry_run_text_output(four_boxes: Run, tmp_path: Path) -> None:
+    eml = _eml(tmp_path, "t.eml", b"From: a@example.org\nSubject: hi\n\nhello\n")
+    code, out, _ = four_boxes("dry-run", eml, "--from", "a@example.org", "--to", "quarantine@example.jp")
+    assert code == 0
+    assert out.startswith("quarantine@example.jp: quarantine")
+    assert "reason:  reject_sender:example.org" in out and "trace:" in out
+
+
+def test_dry_run_scanner_down_is_tempfail(four_boxes: Run, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int) -> None:
+    monkeypatch.setenv("MAILADMIN_CLAMD_ADDRESS", f"127.0.0.1:{unused_tcp_port}")
+    eml = _eml(tmp_path, "t.eml", b"From: a@example.net\nSubject: hi\n\nhello\n")
+    r = _dry(four_boxes, eml, "--from", "a@example.net", "--to", "clean@example.jp")["clean@example.jp"]
+    assert r["outcome"] == "tempfail" and r["trace"]["virus_scan"] == "scan_failed:clamd"
+
+
+# ---------------------------------------------------------------- broken configuration
+
+
+@pytest.fixture
+def conf_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("conf", "policies", "filters"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    for name in list(__import__("os").environ):
+        if name.startswith("MAILADMIN_") and not name.startswith("MAILADMIN_TEST_"):
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "file, mutate, where, reason",
+    [
+        ("conf/mailadmin.toml", lambda s: s + "\n[clamd\n", "conf/mailadmin.toml:", ""),
+        ("conf/mailadmin.toml", lambda s: s.replace("[clamd]", "[clamd]\ntimout_seconds = 3", 1),
+         "conf/mailadmin.toml", "timout_seconds"),
+        ("policies/default.toml", lambda s: s + "\n[quarantine]\nretention_days = -1\n" if "[quarantine]" not in s
+         else s.replace("retention_days = 7", "retention_days = -1"), "policies/default.toml", "retention_days"),
+        ("filters/sender_block.list", lambda s: s + "\njusttheuser\n", "filters/sender_block.list:", ""),
+    ],
+)
+def test_broken_config_names_file_line_and_reason(conf_copy: Path, capsys: pytest.CaptureFixture[str],
+                                                  file: str, mutate: Callable[[str], str], where: str,
+                                                  reason: str) -> None:
+    p = conf_copy / file
+    p.write_text(mutate(p.read_text(encoding="utf-8")), encoding="utf-8")
+    code = main(["--config", str(conf_copy / "conf" / "mailadmin.toml"), "check-config"])
+    err = capsys.readouterr().err
+    assert code == EX_CONFIG
+    assert where in err and reason in err
+    if where.endswith(":"):
+        # a line number follows the file name
+        assert err.split(where, 1)[1][:1].isdigit()
+
+
+def test_env_override_is_validated(conf_copy: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILADMIN_CLAMD_TIMEOUT_SECONDS", "soon")
+    code = main(["--config", str(conf_copy / "conf" / "mailadmin.toml"), "check-config"])
+    assert code == EX_CONFIG and "MAILADMIN_CLAMD_TIMEOUT_SECONDS" in capsys.readouterr().err
+
+
+def test_shipped_config_checks_clean(conf_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(conf_copy / "conf" / "mailadmin.toml"), "check-config"]) == 0
+    assert "configuration OK" in capsys.readouterr().out
