@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
 from mailadmin.config import load_all
 from mailadmin.errors import ConfigError
 
-from conftest import Tree
+if TYPE_CHECKING:
+    from conftest import Tree
 
 CONF = "conf/mailadmin.toml"
 DEFAULT = "policies/default.toml"
@@ -38,21 +40,21 @@ class LastLineWith:
 
 @dataclass(frozen=True)
 class Broken:
-    edit: Callable[[Tree], None]
+    edit: Callable[[Tree], object]
     file: str  # relative path of the file the error must name
     line: str | LastLineWith | int | None  # a text on the expected line, LAST, or None (no line)
     reason: str  # must appear in the reason
 
 
-def replace(relative: str, old: str, new: str) -> Callable[[Tree], None]:
+def replace(relative: str, old: str, new: str) -> Callable[[Tree], object]:
     return lambda tree: tree.replace(relative, old, new)
 
 
-def append(relative: str, text: str) -> Callable[[Tree], None]:
+def append(relative: str, text: str) -> Callable[[Tree], object]:
     return lambda tree: tree.append(relative, text)
 
 
-def both(*edits: Callable[[Tree], None]) -> Callable[[Tree], None]:
+def both(*edits: Callable[[Tree], object]) -> Callable[[Tree], object]:
     def run(tree: Tree) -> None:
         for edit in edits:
             edit(tree)
@@ -60,7 +62,7 @@ def both(*edits: Callable[[Tree], None]) -> Callable[[Tree], None]:
     return run
 
 
-def rename_example(name: str) -> Callable[[Tree], None]:
+def rename_example(name: str) -> Callable[[Tree], object]:
     def run(tree: Tree) -> None:
         source = tree.path(EXAMPLE)
         source.rename(source.with_name(name))
@@ -69,7 +71,7 @@ def rename_example(name: str) -> Callable[[Tree], None]:
 
 
 def case(
-    id: str, edit: Callable[[Tree], None], file: str, line: str | LastLineWith | int | None, reason: str
+    id: str, edit: Callable[[Tree], object], file: str, line: str | LastLineWith | int | None, reason: str
 ) -> object:
     return pytest.param(Broken(edit, file, line, reason), id=id)
 

@@ -23,7 +23,7 @@ SHIPPED_DEFAULT_POLICY = paths.shipped("policies") / "default.toml"
 def _keys(cls: type) -> list[tuple[str, str]]:
     """(table, key) for every key of a two-level config dataclass."""
     hints = typing.get_type_hints(cls)
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for table in dataclasses.fields(cls):
         if table.name == "source":
             continue
