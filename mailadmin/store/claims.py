@@ -1,0 +1,127 @@
+"""Claims that must hold across threads and processes, each one atomic statement.
+
+- The auto-reply claim (SPEC §6): at most one reply per sender per window per
+  mailbox, exactly one even when several messages from the sender arrive at
+  the same moment in several daemon processes.  Reading "when did we last
+  reply?" and then writing would let two processes both reply; instead one
+  ``INSERT … ON CONFLICT DO UPDATE … WHERE`` either takes the claim (one row
+  inserted or updated) or does nothing, and the database serialises the
+  writers.
+- Login throttling (SPEC §1): failures are counted per key (an address or a
+  client IP) within a window.
+
+Nothing here commits: the claim becomes visible to other processes when the
+caller's transaction commits, together with the reply it enqueued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mailadmin.store.models import AutoReplyClaim, LoginFailure, UTCDateTime
+
+_claims = cast(Table, AutoReplyClaim.__table__)
+
+
+def _key(address: str) -> str:
+    return address.strip().strip("<>").strip().lower()
+
+
+def claim_auto_reply(
+    session: Session, mailbox: str, sender: str, now: dt.datetime, window: dt.timedelta
+) -> bool:
+    """Take the right to auto-reply from ``mailbox`` to ``sender`` at ``now``.
+
+    True iff no reply was claimed within ``window`` before ``now``; the claim
+    then records ``now``.  Senders are compared lower-case.
+    """
+    dialect = session.get_bind().dialect.name
+    insert_construct: Any
+    if dialect == "sqlite":
+        insert_construct = sqlite.insert
+    elif dialect == "postgresql":
+        insert_construct = postgresql.insert
+    else:  # pragma: no cover - the store supports SQLite and PostgreSQL only
+        raise NotImplementedError(f"auto-reply claims need SQLite or PostgreSQL, not {dialect}")
+    statement = insert_construct(_claims).values(
+        mailbox_address=_key(mailbox), sender=_key(sender), last_sent_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[_claims.c.mailbox_address, _claims.c.sender],
+        set_={"last_sent_at": statement.excluded.last_sent_at},
+        where=_claims.c.last_sent_at <= bindparam("cutoff", now - window, type_=UTCDateTime()),
+    )
+    result = cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount == 1
+
+
+def is_auto_reply_claimed(
+    session: Session, mailbox: str, sender: str, now: dt.datetime, window: dt.timedelta
+) -> bool:
+    """Whether a reply from ``mailbox`` to ``sender`` was claimed within ``window``
+    before ``now`` (read only: what a dry run reports)."""
+    last = session.scalar(
+        select(AutoReplyClaim.last_sent_at).where(
+            AutoReplyClaim.mailbox_address == _key(mailbox),
+            AutoReplyClaim.sender == _key(sender),
+        )
+    )
+    return last is not None and last > now - window
+
+
+def forget_auto_reply_claims(session: Session, mailbox: str) -> int:
+    """Drop every claim of ``mailbox`` (when it is deleted)."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(delete(AutoReplyClaim).where(AutoReplyClaim.mailbox_address == _key(mailbox))),
+    )
+    return result.rowcount
+
+
+def purge_auto_reply_claims(session: Session, older_than: dt.datetime) -> int:
+    """Delete claims last taken before ``older_than`` (they no longer block anything)."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(delete(AutoReplyClaim).where(AutoReplyClaim.last_sent_at < older_than)),
+    )
+    return result.rowcount
+
+
+# ---------------------------------------------------------------- login throttling
+
+
+def record_login_failure(session: Session, key: str, now: dt.datetime) -> None:
+    """Count one failed login for ``key`` (e.g. ``address:taro@example.jp``, ``ip:192.0.2.1``)."""
+    session.add(LoginFailure(key=key, failed_at=now))
+    session.flush()
+
+
+def count_login_failures(
+    session: Session, key: str, now: dt.datetime, window: dt.timedelta
+) -> int:
+    """Failed logins of ``key`` within ``window`` before ``now``."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.key == key, LoginFailure.failed_at > now - window)
+    )
+    return int(count or 0)
+
+
+def clear_login_failures(session: Session, key: str) -> None:
+    """Forget the failures of ``key`` (after a successful login)."""
+    session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+
+
+def purge_login_failures(session: Session, older_than: dt.datetime) -> int:
+    """Delete failures recorded before ``older_than`` (outside every window)."""
+    result = cast(
+        CursorResult[Any],
+        session.execute(delete(LoginFailure).where(LoginFailure.failed_at < older_than)),
+    )
+    return result.rowcount
