@@ -54,8 +54,8 @@ class Invalid(Exception):
 
 # A check takes the typed value and returns it (possibly normalised) or raises Invalid.
 Check = Callable[[Any], Any]
-# A table check sees the built table and returns (key to blame, reason) or None.
-TableCheck = Callable[[Any], "tuple[str, str] | None"]
+# A table check sees the built table and returns (keys involved, reason) or None.
+TableCheck = Callable[[Any], "tuple[tuple[str, ...], str] | None"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -244,8 +244,7 @@ def build_table(
     if table_check is not None:
         complaint = table_check(built)
         if complaint is not None:
-            keys, reason = complaint
-            candidates = [k.strip() for k in keys.split(",")]
+            candidates, reason = complaint
             chosen = next(
                 (k for k in candidates if k in values and values[k].origin.file == blame_file),
                 next((k for k in candidates if k in values), None),

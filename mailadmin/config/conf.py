@@ -197,12 +197,12 @@ CHECKS: dict[str, dict[str, Check]] = {
 }
 
 
-def _content_filter_loop(conf: ContentFilterConf) -> tuple[str, str] | None:
+def _content_filter_loop(conf: ContentFilterConf) -> tuple[tuple[str, ...], str] | None:
     # Re-injecting into our own listener would send every message round forever.
     if conf.enabled and conf.listen.startswith("inet:"):
         host, port = split_host_port(conf.listen[len("inet:") :])
         if (host, port) == (conf.reinject_host, conf.reinject_port):
-            return "reinject_port, reinject_host", "re-injects into the content filter's own listener"
+            return ("reinject_port", "reinject_host"), "re-injects into the content filter's own listener"
     return None
 
 

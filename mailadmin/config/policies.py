@@ -116,17 +116,17 @@ CHECKS: dict[str, dict[str, Check]] = {
 }
 
 
-def _password_lengths(policy: PasswordPolicy) -> tuple[str, str] | None:
+def _password_lengths(policy: PasswordPolicy) -> tuple[tuple[str, ...], str] | None:
     if policy.min_length > policy.max_length:
-        return "min_length, max_length", (
+        return ("min_length", "max_length"), (
             f"min_length {policy.min_length} is more than max_length {policy.max_length}"
         )
     return None
 
 
-def _subject_lengths(policy: LimitsPolicy) -> tuple[str, str] | None:
+def _subject_lengths(policy: LimitsPolicy) -> tuple[tuple[str, ...], str] | None:
     if policy.subject_entry_min_length > policy.entry_max_length:
-        return "subject_entry_min_length, entry_max_length", (
+        return ("subject_entry_min_length", "entry_max_length"), (
             f"subject_entry_min_length {policy.subject_entry_min_length} "
             f"is more than entry_max_length {policy.entry_max_length}"
         )
