@@ -1,0 +1,491 @@
+"""Mail the daemon writes or changes: auto-replies (SPEC §6, RFC 3834),
+virus reports (SPEC §7), quarantine notices (SPEC §8) and the ``[spam] ``
+subject tag with its X-Spam headers (SPEC §8).
+
+New messages are built with :class:`email.message.EmailMessage` under the
+SMTP policy: CRLF line ends, RFC 2047 encoded words for non-ASCII headers,
+UTF-8 bodies in base64 when they are not plain ASCII.  Changes to a received
+message (:func:`tag_spam`, :func:`add_header`, :func:`remove_headers`) work on
+the raw header block and leave the body bytes untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.header
+import email.message
+import email.policy
+import email.utils
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Literal
+
+from mailadmin.mailtext.addresses import domain_of
+from mailadmin.mailtext.headers import decode_header_value
+from mailadmin.mailtext.mime_parts import line_ending, strip_parts_found
+
+if TYPE_CHECKING:  # the engine imports mailtext, not the other way round
+    from mailadmin.engine.envelope import Message, MessageInfo
+
+_POLICY = email.policy.SMTP
+# Written out without refolding: the attached original keeps its header lines.
+_OUTPUT_POLICY = email.policy.SMTP.clone(refold_source="none")
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_HEADER_NAME = re.compile(rb"^[!-9;-~]+$")
+_RULE_NAME = re.compile(r"[^A-Za-z0-9_.+-]")
+_MAX_REFERENCES = 20
+_MAX_FIELD_CHARS = 200
+_MAX_NOTICE_ITEMS = 200
+_SPAM_HEADERS = (b"x-spam-flag", b"x-spam-status", b"x-spam-level")
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def _aware(now: dt.datetime | None) -> dt.datetime:
+    if now is None:
+        return dt.datetime.now(dt.timezone.utc).astimezone()
+    if now.tzinfo is None:
+        return now.replace(tzinfo=dt.timezone.utc)
+    return now
+
+
+def _one_line(text: str, limit: int = _MAX_FIELD_CHARS) -> str:
+    """Text from a received message, safe to put on one line of ours."""
+    cleaned = "".join(
+        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text
+    )
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
+def _ascii_address(address: str) -> str:
+    """``address`` with its domain in A-label form: an internationalised
+    domain can't be RFC 2047-encoded in an address header."""
+    address = _one_line(address.strip().strip("<>").strip(), 998)
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
+def _new_message(*, sender: str, to: str, subject: str, now: dt.datetime | None,
+                 auto_submitted: str) -> email.message.EmailMessage:
+    sender, to = _ascii_address(sender), _ascii_address(to)
+    # A non-ASCII local part can only travel as SMTPUTF8 (RFC 6532) mail.
+    policy = _POLICY if (sender + to).isascii() else _POLICY.clone(utf8=True)
+    message = email.message.EmailMessage(policy=policy)
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = _one_line(subject, 998)
+    message["Date"] = email.utils.format_datetime(_aware(now))
+    domain = domain_of(sender)
+    message["Message-ID"] = email.utils.make_msgid(
+        domain=domain if domain and domain.isascii() else "localhost"
+    )
+    message["MIME-Version"] = "1.0"
+    message["Auto-Submitted"] = auto_submitted
+    # Exchange and Outlook honour this and send no out-of-office reply back.
+    message["X-Auto-Response-Suppress"] = "All"
+    return message
+
+
+def _set_text(message: email.message.EmailMessage, text: str) -> None:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    if text.isascii():
+        message.set_content(text)
+    else:
+        message.set_content(text, charset="utf-8", cte="base64")
+
+
+def _to_bytes(message: email.message.Message) -> bytes:
+    utf8 = isinstance(message.policy, email.policy.EmailPolicy) and message.policy.utf8
+    return message.as_bytes(policy=_OUTPUT_POLICY.clone(utf8=True) if utf8 else _OUTPUT_POLICY)
+
+
+# ---------------------------------------------------------------- auto-reply (SPEC §6)
+
+
+def _references(original: Message) -> tuple[str | None, str | None]:
+    """(In-Reply-To, References) for a reply to ``original`` (RFC 5322 §3.6.4)."""
+    own = _MESSAGE_ID.findall(original.message_id or "")
+    if not own:
+        return None, None
+    parent_id = own[0]
+    chain: list[str] = []
+    for value in original.header_values("References"):
+        chain.extend(_MESSAGE_ID.findall(value))
+    if not chain:
+        in_reply_to = [i for v in original.header_values("In-Reply-To") for i in _MESSAGE_ID.findall(v)]
+        if len(in_reply_to) == 1:
+            chain = in_reply_to
+    chain = [i for i in dict.fromkeys(chain) if i != parent_id] + [parent_id]
+    if len(chain) > _MAX_REFERENCES:
+        # keep the thread's root and the most recent ids
+        chain = chain[:1] + chain[-(_MAX_REFERENCES - 1):]
+    return parent_id, " ".join(chain)
+
+
+def _reply_subject(original: Message) -> str:
+    subject = _one_line(original.subject or "", 900)
+    if re.match(r"(?i)re\s*:", subject):
+        return subject
+    return f"Re: {subject}".rstrip()
+
+
+def compose_auto_reply(
+    original: Message,
+    envelope_sender: str,
+    mailbox: str,
+    subject: str,
+    body: str,
+    *,
+    now: dt.datetime | None = None,
+) -> bytes:
+    """The auto-reply to ``original`` (SPEC §6, RFC 3834 §3).
+
+    To the envelope sender, from the mailbox, ``Auto-Submitted:
+    auto-replied``, threaded with In-Reply-To/References when the original has
+    a Message-ID.  An empty ``subject`` gives ``Re: <original subject>``.
+    """
+    reply = _new_message(
+        sender=mailbox,
+        to=envelope_sender,
+        subject=subject.strip() or _reply_subject(original),
+        now=now,
+        auto_submitted="auto-replied",
+    )
+    in_reply_to, references = _references(original)
+    if in_reply_to is not None and references is not None:
+        reply["In-Reply-To"] = in_reply_to
+        reply["References"] = references
+    _set_text(reply, body)
+    return _to_bytes(reply)
+
+
+# ---------------------------------------------------------------- virus report (SPEC §7)
+
+
+def _original_summary(raw: bytes) -> tuple[str, str, str]:
+    """(sender, subject, date) of a message, decoded, one line each."""
+    headers = email.message_from_bytes(_header_block(raw), policy=email.policy.compat32)
+
+    def first(name: str) -> str:
+        # raw_items keeps raw 8-bit bytes (surrogate-escaped) for the decoder;
+        # get() would already have replaced them with U+FFFD
+        for key, value in headers.raw_items():
+            if key.lower() == name.lower():
+                return _one_line(decode_header_value(str(value)))
+        return ""
+
+    return first("From"), first("Subject"), first("Date")
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The header section of ``raw`` including the blank line that ends it."""
+    fields, _ = _split_fields(raw)
+    eol = line_ending(raw).encode("ascii")
+    block = b"".join(fields)
+    if block and not block.endswith(b"\n"):
+        block += eol
+    return block + eol
+
+
+def compose_virus_report(
+    original_raw: bytes,
+    *,
+    to: str,
+    virus: str,
+    direction: Literal["inbound", "outbound"],
+    removed_parts: Sequence[str],
+    postmaster: str,
+    now: dt.datetime | None = None,
+) -> bytes:
+    """The report on an infected message (SPEC §7), in Japanese and English.
+
+    Inbound it goes to the mailbox owner, outbound to the sender.  It names
+    the virus and the original's sender, subject and date, and attaches the
+    original as message/rfc822 with ``removed_parts`` replaced by a notice.
+    When the infection can't be pinned to parts (``removed_parts`` empty, or
+    naming parts the message does not have) only the original's headers are
+    attached (text/rfc822-headers): the infected content is never sent on.
+    """
+    sender, subject, date = _original_summary(original_raw)
+    virus = _one_line(virus) or "unknown"
+    none_ja, none_en = "(なし)", "(none)"
+    stripped: bytes | None = None
+    if removed_parts:
+        candidate, removed = strip_parts_found(original_raw, removed_parts)
+        if removed == {p.strip() for p in removed_parts}:
+            stripped = candidate
+    if direction == "outbound":
+        lead_ja = (
+            "お客さまが送信されたメールからウイルスが検出されたため、このメールは送信されませんでした。\n"
+            "お使いのパソコンやスマートフォンのウイルスチェックをお勧めします。"
+        )
+        lead_en = (
+            "A virus was found in a message you sent, so the message was not sent.\n"
+            "Please check your computer or phone for viruses."
+        )
+        subject_line = "【ウイルス検出のお知らせ】Virus found in a message you sent"
+    else:
+        lead_ja = (
+            "お客さま宛てのメールからウイルスが検出されたため、"
+            "このメールはお客さまのメールボックスに配信されませんでした。"
+        )
+        lead_en = (
+            "A virus was found in a message addressed to you, so the message was not "
+            "delivered to your mailbox."
+        )
+        subject_line = "【ウイルス検出のお知らせ】Virus found in a message to you"
+    if stripped is not None:
+        attached_ja = "元のメールを、ウイルスが検出された部分を削除したうえで添付しています。"
+        attached_en = "The original message is attached with the infected parts removed."
+    else:
+        attached_ja = (
+            "ウイルスが検出された部分を特定できなかったため、"
+            "元のメールのヘッダー部分のみを添付しています。"
+        )
+        attached_en = (
+            "The infected part could not be singled out, so only the headers of the "
+            "original message are attached."
+        )
+    text = (
+        f"{to} 様\n\n"
+        f"{lead_ja}\n\n"
+        f"  ウイルス名: {virus}\n"
+        f"  差出人    : {sender or none_ja}\n"
+        f"  件名      : {subject or none_ja}\n"
+        f"  日付      : {date or none_ja}\n\n"
+        f"{attached_ja}\n\n"
+        "このメールはシステムから自動送信されています。ご返信いただいてもお答えできません。\n"
+        f"ご不明な点は {postmaster} までお問い合わせください。\n\n"
+        + "-" * 60 + "\n\n"
+        f"{lead_en}\n\n"
+        f"  Virus:   {virus}\n"
+        f"  From:    {sender or none_en}\n"
+        f"  Subject: {subject or none_en}\n"
+        f"  Date:    {date or none_en}\n\n"
+        f"{attached_en}\n\n"
+        "This notice was sent automatically; replies to it are not read.\n"
+        f"Questions: {postmaster}\n"
+    )
+    report = _new_message(
+        sender=postmaster, to=to, subject=subject_line, now=now,
+        auto_submitted="auto-generated",
+    )
+    _set_text(report, text)
+    if stripped is not None:
+        inner = email.message_from_bytes(stripped, policy=email.policy.compat32)
+        report.add_attachment(
+            inner, disposition="attachment", filename="original.eml",
+            cte="7bit" if stripped.isascii() else "8bit",
+        )
+    else:
+        headers_text = _header_block(original_raw).rstrip(b"\r\n").decode("utf-8", "replace")
+        report.add_attachment(
+            headers_text, subtype="rfc822-headers", charset="utf-8",
+            cte=None if headers_text.isascii() else "base64",
+            disposition="attachment", filename="original-headers.txt",
+        )
+    return _to_bytes(report)
+
+
+# ---------------------------------------------------------------- quarantine notice (SPEC §8)
+
+
+def compose_quarantine_notice(
+    mailbox: str,
+    items: Sequence[MessageInfo],
+    page_url: str,
+    *,
+    postmaster: str,
+    now: dt.datetime | None = None,
+) -> bytes:
+    """The notice listing newly quarantined mail (SPEC §8), Japanese and English,
+    with the link to the quarantine page."""
+    count = len(items)
+    listing: list[str] = []
+    for number, item in enumerate(items[:_MAX_NOTICE_ITEMS], start=1):
+        listing.append(
+            f"[{number}]\n"
+            f"  日付 / Date      : {_one_line(item.date) or '-'}\n"
+            f"  差出人 / From    : {_one_line(item.sender) or '-'}\n"
+            f"  件名 / Subject   : {_one_line(item.subject) or '-'}\n"
+        )
+    if count > _MAX_NOTICE_ITEMS:
+        rest = count - _MAX_NOTICE_ITEMS
+        listing.append(f"ほか {rest} 通 / and {rest} more\n")
+    text = (
+        f"{mailbox} 様\n\n"
+        f"お客さま宛てのメールのうち、次の {count} 通を迷惑メールフォルダに隔離しました。\n"
+        "隔離したメールの確認、受信箱への移動、削除は、メールアカウント管理ページで行えます。\n"
+        "隔離したメールは保存期間を過ぎると自動的に削除されます。\n\n"
+        f"{count} message(s) addressed to {mailbox} were put in quarantine "
+        "(迷惑メールフォルダ).\n"
+        "You can view them, release them to your inbox or delete them on the mail "
+        "account page.\n"
+        "Quarantined mail is deleted automatically after the retention period.\n\n"
+        + "\n".join(listing)
+        + "\n"
+        f"メールアカウント管理ページ / Mail account page:\n{page_url}\n\n"
+        "このメールはシステムから自動送信されています。\n"
+        "This notice was sent automatically.\n"
+        f"{postmaster}\n"
+    )
+    notice = _new_message(
+        sender=postmaster,
+        to=mailbox,
+        subject=f"【隔離メール通知】{count}通のメールを隔離しました / {count} message(s) quarantined",
+        now=now,
+        auto_submitted="auto-generated",
+    )
+    _set_text(notice, text)
+    return _to_bytes(notice)
+
+
+# ---------------------------------------------------------------- raw header edits
+
+
+def _split_fields(raw: bytes) -> tuple[list[bytes], bytes]:
+    """Header fields (each with its continuation lines and line ends) and the
+    rest of the message, starting at the blank line that ends the header."""
+    fields: list[bytes] = []
+    position = 0
+    length = len(raw)
+    while position < length:
+        newline = raw.find(b"\n", position)
+        end = length if newline < 0 else newline + 1
+        line = raw[position:end]
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+        position = end
+    return fields, raw[position:]
+
+
+def _field_name(field: bytes) -> bytes:
+    name, colon, _ = field.partition(b":")
+    return name.strip().lower() if colon else b""
+
+
+def _join_fields(fields: list[bytes], rest: bytes, eol: bytes) -> bytes:
+    out = [f if f.endswith(b"\n") else f + eol for f in fields]
+    if not rest:
+        rest = eol  # a message that was all header still needs its blank line
+    return b"".join(out) + rest
+
+
+def _encode_value(name: str, value: str, eol: str) -> bytes:
+    value = " ".join(value.splitlines())
+    if value.isascii():
+        return value.encode("ascii")
+    encoded = email.header.Header(value, "utf-8", header_name=name).encode(linesep=eol)
+    return encoded.encode("ascii")
+
+
+def add_header(raw: bytes, name: str, value: str) -> bytes:
+    """``raw`` with ``name: value`` prepended.  Line breaks in ``value`` become
+    spaces (no header injection); non-ASCII is RFC 2047-encoded."""
+    name_bytes = name.encode("ascii", "replace")
+    if not name.isascii() or not _HEADER_NAME.match(name_bytes):
+        raise ValueError(f"not a header field name: {name!r}")
+    eol = line_ending(raw)
+    return name_bytes + b": " + _encode_value(name, value, eol) + eol.encode("ascii") + raw
+
+
+def remove_headers(raw: bytes, names: Iterable[str]) -> bytes:
+    """``raw`` without any field named in ``names`` (case-insensitive)."""
+    unwanted = {n.strip().lower().encode("ascii", "replace") for n in names}
+    fields, rest = _split_fields(raw)
+    kept = [f for f in fields if _field_name(f) not in unwanted]
+    if len(kept) == len(fields):
+        return raw
+    return _join_fields(kept, rest, line_ending(raw).encode("ascii"))
+
+
+def _spam_status(score: float, threshold: float, rules: Sequence[str], eol: str) -> str:
+    names = [n for n in (_RULE_NAME.sub("", r) for r in rules) if n]
+    value = f"Yes, score={score:.1f} required={threshold:.1f} tests="
+    line_length = len("X-Spam-Status: ") + len(value)
+    if not names:
+        return value + "none"
+    for index, rule in enumerate(names):
+        piece = rule + ("," if index < len(names) - 1 else "")
+        if line_length + len(piece) > 76 and index:
+            value += eol + "\t"
+            line_length = 1
+        value += piece
+        line_length += len(piece)
+    return value
+
+
+def _tagged_subject(value: bytes, prefix: str, eol: bytes) -> bytes | None:
+    """The new Subject value, or ``None`` when it already carries ``prefix``."""
+    decoded = decode_header_value(value.decode("ascii", "surrogateescape"))
+    marker = prefix.strip().casefold()
+    if not marker or decoded.lstrip().casefold().startswith(marker):
+        return None
+    original = value.lstrip(b" \t\r\n")
+    if not original.strip():
+        return b" " + _prefix_bytes(prefix.rstrip(), before_encoded_word=False) + eol
+    before_word = original.startswith(b"=?")
+    if not original.endswith(b"\n"):
+        original += eol
+    return b" " + _prefix_bytes(prefix, before_encoded_word=before_word) + original
+
+
+def _prefix_bytes(prefix: str, *, before_encoded_word: bool) -> bytes:
+    if prefix.isascii():
+        return prefix.encode("ascii")
+    trailing = prefix[len(prefix.rstrip()):]
+    if before_encoded_word and trailing:
+        # Space between two encoded words is dropped by decoders (RFC 2047
+        # §6.2): the space must be inside the prefix's word to survive.
+        word = email.header.Header(prefix, "utf-8").encode()
+        return word.encode("ascii") + b" "
+    word = email.header.Header(prefix.rstrip(), "utf-8").encode()
+    return word.encode("ascii") + trailing.encode("ascii", "replace").replace(b"?", b" ")
+
+
+def tag_spam(
+    raw: bytes,
+    *,
+    prefix: str,
+    score: float,
+    threshold: float,
+    rules: Sequence[str],
+) -> bytes:
+    """Mark ``raw`` as spam (SPEC §8): ``prefix`` in front of the Subject once,
+    never doubled; ``X-Spam-Flag: YES``, ``X-Spam-Status`` and
+    ``X-Spam-Level`` replacing any the sender set.  The body is untouched."""
+    eol_text = line_ending(raw)
+    eol = eol_text.encode("ascii")
+    fields, rest = _split_fields(raw)
+    fields = [f for f in fields if _field_name(f) not in _SPAM_HEADERS]
+    for index, field in enumerate(fields):
+        if _field_name(field) == b"subject":
+            value = field.partition(b":")[2]
+            tagged = _tagged_subject(value, prefix, eol)
+            if tagged is not None:
+                fields[index] = b"Subject:" + tagged
+            break
+    else:
+        fields.append(b"Subject: " + _prefix_bytes(prefix.rstrip(), before_encoded_word=False) + eol)
+    stars = "*" * max(0, min(int(score), 50))
+    added = [
+        b"X-Spam-Flag: YES" + eol,
+        b"X-Spam-Level: " + stars.encode("ascii") + eol,
+        b"X-Spam-Status: " + _spam_status(score, threshold, rules, eol_text).encode("ascii") + eol,
+    ]
+    return _join_fields(added + fields, rest, eol)
