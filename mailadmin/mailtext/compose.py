@@ -95,14 +95,18 @@ def _new_message(*, sender: str, to: str, subject: str, now: dt.datetime | None,
     return message
 
 
-def _set_text(message: email.message.EmailMessage, text: str) -> None:
+def _set_text(message: email.message.EmailMessage, text: str,
+              cte: Literal["base64", "quoted-printable"] = "base64") -> None:
+    """A UTF-8 text body, 7-bit on the wire.  Reports and notices use
+    quoted-printable so that a postmaster reading the queue sees the virus
+    name, addresses and links as they are."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
     if text.isascii():
         message.set_content(text)
     else:
-        message.set_content(text, charset="utf-8", cte="base64")
+        message.set_content(text, charset="utf-8", cte=cte)
 
 
 def _to_bytes(message: email.message.Message) -> bytes:
@@ -281,7 +285,7 @@ def compose_virus_report(
         sender=postmaster, to=to, subject=subject_line, now=now,
         auto_submitted="auto-generated",
     )
-    _set_text(report, text)
+    _set_text(report, text, "quoted-printable")
     if stripped is not None:
         inner = email.message_from_bytes(stripped, policy=email.policy.compat32)
         report.add_attachment(
@@ -347,7 +351,7 @@ def compose_quarantine_notice(
         now=now,
         auto_submitted="auto-generated",
     )
-    _set_text(notice, text)
+    _set_text(notice, text, "quoted-printable")
     return _to_bytes(notice)
 
 

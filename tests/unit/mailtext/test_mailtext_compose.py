@@ -535,3 +535,16 @@ def test_notice_for_an_idn_mailbox() -> None:
     notice = parse(raw)
     assert notice["To"] == "taro@" + "例え.jp".encode("idna").decode("ascii")
     assert "taro@例え.jp" in notice.get_content()
+
+
+def test_report_and_notice_keep_ascii_readable_on_the_wire(eicar: bytes) -> None:
+    report = compose_virus_report(
+        infected_message(eicar), to=MAILBOX, virus="Eicar-Signature", direction="inbound",
+        removed_parts=["2"], postmaster=POSTMASTER, now=NOW,
+    )
+    assert b"Eicar-Signature" in report
+    notice = compose_quarantine_notice(MAILBOX, [MessageInfo("a@example.net", "s", "d")],
+                                       "https://mail.example.jp/quarantine", postmaster=POSTMASTER, now=NOW)
+    assert b"https://mail.example.jp/quarantine" in notice
+    assert b"Content-Transfer-Encoding: quoted-printable" in report
+    assert b"Content-Transfer-Encoding: quoted-printable" in notice
