@@ -82,7 +82,7 @@ def decode_header_value(raw: str) -> str:
     try:
         return _decode(raw)
     except Exception:  # noqa: BLE001 - a header must never stop mail handling
-        return _printable(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        return _printable("".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in raw))
 
 
 def _decode(raw: str) -> str:
@@ -300,8 +300,18 @@ def _jis_to_sjis(pair: bytes) -> bytes:
 
 
 def _printable(text: str) -> str:
-    """Control characters (an encoded word may carry CR, LF or NUL) become spaces."""
-    return "".join(" " if (unicodedata.category(c) == "Cc" and c != "\t") else c for c in text)
+    """Control characters (an encoded word may carry CR, LF or NUL) become
+    spaces; lone surrogates, which no codec can write, become U+FFFD."""
+    out: list[str] = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cc" and char != "\t":
+            out.append(" ")
+        elif category == "Cs":
+            out.append("\ufffd")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def normalize_for_match(text: str) -> str:

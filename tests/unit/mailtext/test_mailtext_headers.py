@@ -167,6 +167,8 @@ def test_raw_iso_2022_jp_without_encoded_words() -> None:
         "=?utf-16?B?//4=?=",
         "\x1b$B\x1b(B\x1b",
         "\udcff\udcfe\udc80",
+        "lone \ud800 surrogate \udcff",
+        "=?UTF-8?B?5pel?= \ud800",
         "\x00\x01\x7f",
         "=?UTF-8?B?" + "A" * 10000 + "?=",
         "=?" * 500,
@@ -177,6 +179,7 @@ def test_garbage_never_raises(raw: str) -> None:
     decoded = decode_header_value(raw)
     assert isinstance(decoded, str)
     assert "\x00" not in decoded
+    decoded.encode("utf-8")  # storable and printable: no lone surrogates
 
 
 def test_decoded_control_characters_become_spaces() -> None:
