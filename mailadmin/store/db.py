@@ -25,7 +25,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.errors import ServiceUnavailable
@@ -65,7 +65,8 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
 
 def _map_error(context: ExceptionContext) -> BaseException | None:
     error = context.sqlalchemy_exception
-    if isinstance(error, OperationalError) or context.is_disconnect:
+    # A bare DatabaseError (not Integrity/Programming...) is a damaged file.
+    if isinstance(error, OperationalError) or type(error) is DatabaseError or context.is_disconnect:
         detail = str(context.original_exception)
         if "no such table" in detail:
             detail += " (the schema is missing: run `mailadmin db upgrade`)"

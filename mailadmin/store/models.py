@@ -142,9 +142,6 @@ class Mailbox(Base):
         passive_deletes=True,
         order_by="AutoReplySender.position",
     )
-    quarantine_items: Mapped[list[QuarantineItem]] = relationship(
-        cascade="all, delete-orphan", passive_deletes=True, lazy="noload"
-    )
 
 
 class RuleEntry(Base):

@@ -272,10 +272,14 @@ def _text_problems(text: str, field: str, max_length: int, *, multiline: bool) -
     return problems
 
 
-def _message_problems(subject: str, body: str) -> list[Problem]:
-    problems = _text_problems(subject, "subject", AUTO_REPLY_SUBJECT_MAX_LENGTH, multiline=False)
-    problems += _text_problems(body, "body", AUTO_REPLY_BODY_MAX_LENGTH, multiline=True)
-    return problems
+def _message_problems(subject: str, body: str, where: str, in_document: bool) -> list[Problem]:
+    """Problems of one subject + body; in an import document each is named by its JSON path."""
+    subject_problems = _text_problems(subject, "subject", AUTO_REPLY_SUBJECT_MAX_LENGTH, multiline=False)
+    body_problems = _text_problems(body, "body", AUTO_REPLY_BODY_MAX_LENGTH, multiline=True)
+    if in_document:
+        return (_prefixed(subject_problems, f"{where}.subject")
+                + _prefixed(body_problems, f"{where}.body"))
+    return _prefixed(subject_problems + body_problems, where)
 
 
 def _prefixed(problems: Iterable[Problem], prefix: str) -> list[Problem]:
@@ -295,7 +299,8 @@ def _validated_auto_reply(
     def at(field: str) -> str:
         return f"{path}.{field}" if path else ""
 
-    problems = _prefixed(_message_problems(auto_reply.subject, auto_reply.body), path)
+    in_document = bool(path)
+    problems = _message_problems(auto_reply.subject, auto_reply.body, path, in_document)
     if auto_reply.enabled and not (auto_reply.subject.strip() and auto_reply.body.strip()):
         problems += _prefixed([Problem(
             "auto_reply_message_empty",
@@ -310,7 +315,7 @@ def _validated_auto_reply(
     replies: list[SenderReply] = []
     seen: set[str] = set()
     for index, reply in enumerate(auto_reply.per_sender):
-        where = f"{path}.per_sender[{index}]" if path else f"Per-sender message {index + 1}"
+        where = f"{path}.per_sender[{index}]" if in_document else f"Per-sender message {index + 1}"
         try:
             pattern = parse_sender_entry(reply.pattern, limits.entry_max_length)
         except EntryError as exc:
@@ -325,12 +330,11 @@ def _validated_auto_reply(
                     {"entry": pattern},
                 )], where)
             seen.add(key)
-        item_problems = _message_problems(reply.subject, reply.body)
+        problems += _message_problems(reply.subject, reply.body, where, in_document)
         if not (reply.subject.strip() and reply.body.strip()):
-            item_problems.append(Problem(
+            problems += _prefixed([Problem(
                 "auto_reply_message_empty", "A per-sender message needs a subject and a message.",
-            ))
-        problems += _prefixed(item_problems, where)
+            )], where)
         replies.append(SenderReply(pattern, reply.subject, reply.body))
     if (auto_reply.start_date is not None and auto_reply.end_date is not None
             and auto_reply.start_date > auto_reply.end_date):
@@ -339,7 +343,7 @@ def _validated_auto_reply(
             "The end date of the auto-reply period is before its start date.",
             {"start_date": auto_reply.start_date.isoformat(),
              "end_date": auto_reply.end_date.isoformat()},
-        )], path)
+        )], at("end_date"))
     return dataclasses.replace(auto_reply, per_sender=tuple(replies)), problems
 
 

@@ -1,0 +1,190 @@
+"""Engines and migrations: the schema comes only from the Alembic revisions, and
+those revisions agree with the models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import warnings
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailadmin.errors import ServiceUnavailable
+from mailadmin.store import db
+from mailadmin.store.models import Base, Domain, ForwardDestination, Mailbox, OutboxMessage
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def test_upgrade_creates_the_directory_and_reaches_head(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "mail.db"
+    url = f"sqlite:///{path}"
+    assert db.current_revision(url) is None
+    assert not path.exists()  # asking for the revision creates nothing
+    db.upgrade(url)
+    assert path.is_file()
+    assert db.current_revision(url) == db.head_revision() == "0001"
+    db.upgrade(url)  # idempotent
+    assert db.current_revision(url) == "0001"
+
+
+def test_url_with_percent_sign(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/100%25/mail.db"
+    db.upgrade(url)
+    assert db.current_revision(url) == "0001"
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as connection, warnings.catch_warnings():
+            # SQLite can't reflect expression indexes; that one is checked below.
+            warnings.filterwarnings("ignore", message=".*expression-based index.*")
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+            indexes = dict(connection.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'forward_destination'"
+            )).all())
+    finally:
+        engine.dispose()
+    assert "lower(address)" in indexes["uq_forward_destination_mailbox_id_address"]
+    assert "UNIQUE" in indexes["uq_forward_destination_mailbox_id_address"]
+
+
+def test_every_model_table_is_created_by_the_migration(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert set(Base.metadata.tables) | {"alembic_version"} == tables
+
+
+def test_downgrade_to_base_and_back(db_url: str) -> None:
+    db.downgrade(db_url, "base")
+    assert db.current_revision(db_url) is None
+    engine = db.make_engine(db_url)
+    try:
+        assert inspect(engine).get_table_names() == ["alembic_version"]
+    finally:
+        engine.dispose()
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0001"
+
+
+def test_sqlite_connection_settings(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert session.execute(text("PRAGMA busy_timeout")).scalar() == 10_000
+
+
+def test_foreign_keys_are_enforced(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        with pytest.raises(IntegrityError):
+            session.execute(insert(ForwardDestination).values(mailbox_id=9999, address="a@b.example",
+                                                              keep_copy=True))
+            session.flush()
+
+
+def test_forward_destinations_are_unique_regardless_of_case(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        box_id = session.scalar(select(Mailbox.id))
+        session.add(ForwardDestination(mailbox_id=box_id, address="Hanako@Elsewhere.example", keep_copy=True))
+        session.flush()
+        session.add(ForwardDestination(mailbox_id=box_id, address="hanako@elsewhere.example", keep_copy=False))
+        with pytest.raises(IntegrityError):
+            session.flush()
+
+
+def test_mailbox_addresses_are_stored_lower_case(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        box = session.scalars(select(Mailbox)).one()
+        box.address = "Taro@example.jp"
+        with pytest.raises(IntegrityError):
+            session.flush()
+
+
+def test_times_are_stored_as_utc_and_come_back_aware(factory: sessionmaker[Session]) -> None:
+    jst = dt.timezone(dt.timedelta(hours=9))
+    local = dt.datetime(2026, 11, 23, 21, 0, tzinfo=jst)
+    with factory.begin() as session:
+        session.add(Domain(name="example.net", smtp_server="s", pop_server="p", created_at=local))
+    with factory() as session:
+        back = session.scalars(select(Domain.created_at).where(Domain.name == "example.net")).one()
+        raw = session.execute(text("SELECT created_at FROM domain WHERE name = 'example.net'")).scalar()
+    assert back == local and back.tzinfo == dt.timezone.utc and back.hour == 12
+    assert str(raw).startswith("2026-11-23 12:00:00")
+
+
+def test_naive_datetimes_are_refused(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        session.add(OutboxMessage(purpose="x", mail_from="", rcpt_tos=["a@b.example"], message=b"",
+                                  created_at=dt.datetime(2026, 1, 1), next_attempt_at=NOW, attempts=0))
+        with pytest.raises(StatementError, match="naive datetime"):
+            session.flush()
+
+
+def test_times_sort_in_time_order_across_offsets(factory: sessionmaker[Session]) -> None:
+    # Stored as UTC text, so a later instant written with a smaller local
+    # hour still compares as later.
+    early = dt.datetime(2026, 11, 23, 20, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))  # 11:00Z
+    late = dt.datetime(2026, 11, 23, 11, 30, tzinfo=dt.timezone.utc)
+    with factory.begin() as session:
+        for name, when in (("early.example", early), ("late.example", late)):
+            session.add(Domain(name=name, smtp_server="s", pop_server="p", created_at=when))
+    with factory() as session:
+        after = session.scalars(select(Domain.name).where(Domain.created_at > early)).all()
+    assert "late.example" in after and "early.example" not in after
+
+
+def test_unmigrated_database_is_a_service_error_naming_the_fix(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path}/empty.db")
+    try:
+        with engine.connect() as connection, pytest.raises(ServiceUnavailable) as info:
+            connection.execute(select(Mailbox.id))
+    finally:
+        engine.dispose()
+    assert info.value.service == "database"
+    assert "db upgrade" in info.value.detail
+
+
+def test_unreachable_database_is_a_service_error(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path}/missing-dir/mail.db")
+    try:
+        with pytest.raises(ServiceUnavailable), engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def test_a_file_that_is_no_database_is_a_service_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "mail.db"
+    garbage.write_bytes(b"this is not an SQLite file" * 100)
+    with pytest.raises(ServiceUnavailable) as info:
+        db.current_revision(f"sqlite:///{garbage}")
+    assert info.value.service == "database"
+    with pytest.raises(ServiceUnavailable):
+        db.upgrade(f"sqlite:///{garbage}")
+
+
+def test_locked_database_times_out_as_a_service_error(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.05)
+    path = db_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    engine = db.make_engine(db_url)
+    try:
+        with db.make_session_factory(engine)() as session, pytest.raises(ServiceUnavailable, match="locked"):
+            session.add(Domain(name="example.org", smtp_server="s", pop_server="p", created_at=NOW))
+            session.flush()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()
