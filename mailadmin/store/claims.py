@@ -32,30 +32,39 @@ def _key(address: str) -> str:
     return address.strip().strip("<>").strip().lower()
 
 
+def claim_statement(
+    dialect: str, mailbox: str, sender: str, now: dt.datetime, window: dt.timedelta
+) -> Any:
+    """The one INSERT … ON CONFLICT … DO UPDATE … WHERE statement of a claim."""
+    insert_construct: Any
+    if dialect == "sqlite":
+        insert_construct = sqlite.insert
+    elif dialect == "postgresql":
+        insert_construct = postgresql.insert
+    else:
+        raise NotImplementedError(f"auto-reply claims need SQLite or PostgreSQL, not {dialect}")
+    # inline(): no RETURNING of the new id, so the row count is the statement's own.
+    statement = insert_construct(_claims).values(
+        mailbox_address=_key(mailbox), sender=_key(sender), last_sent_at=now
+    ).inline()
+    return statement.on_conflict_do_update(
+        index_elements=[_claims.c.mailbox_address, _claims.c.sender],
+        set_={"last_sent_at": statement.excluded.last_sent_at},
+        where=_claims.c.last_sent_at <= bindparam("cutoff", now - window, type_=UTCDateTime()),
+    )
+
+
 def claim_auto_reply(
     session: Session, mailbox: str, sender: str, now: dt.datetime, window: dt.timedelta
 ) -> bool:
     """Take the right to auto-reply from ``mailbox`` to ``sender`` at ``now``.
 
     True iff no reply was claimed within ``window`` before ``now``; the claim
-    then records ``now``.  Senders are compared lower-case.
+    then records ``now``.  Senders are compared lower-case.  A row inserted
+    or updated counts 1; a conflict whose WHERE fails counts 0, on SQLite and
+    PostgreSQL alike.
     """
-    dialect = session.get_bind().dialect.name
-    insert_construct: Any
-    if dialect == "sqlite":
-        insert_construct = sqlite.insert
-    elif dialect == "postgresql":
-        insert_construct = postgresql.insert
-    else:  # pragma: no cover - the store supports SQLite and PostgreSQL only
-        raise NotImplementedError(f"auto-reply claims need SQLite or PostgreSQL, not {dialect}")
-    statement = insert_construct(_claims).values(
-        mailbox_address=_key(mailbox), sender=_key(sender), last_sent_at=now
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[_claims.c.mailbox_address, _claims.c.sender],
-        set_={"last_sent_at": statement.excluded.last_sent_at},
-        where=_claims.c.last_sent_at <= bindparam("cutoff", now - window, type_=UTCDateTime()),
-    )
+    statement = claim_statement(session.get_bind().dialect.name, mailbox, sender, now, window)
     result = cast(CursorResult[Any], session.execute(statement))
     return result.rowcount == 1
 

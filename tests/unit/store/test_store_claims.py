@@ -111,3 +111,27 @@ def test_clear_and_purge_failures(session: Session) -> None:
     assert claims.count_login_failures(session, "address:a@example.jp", NOW + dt.timedelta(minutes=20), WINDOW) == 0
     assert claims.purge_login_failures(session, NOW + dt.timedelta(minutes=10)) == 1
     assert claims.count_login_failures(session, "ip:192.0.2.1", NOW + dt.timedelta(minutes=20), 2 * WINDOW) == 1
+
+
+# ---------------------------------------------------------------- the statement itself
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_claim_is_one_conditional_upsert(dialect: str) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement = claims.claim_statement(dialect, "Taro@example.jp", "Alice@Example.org", NOW, DAY)
+    compiled = statement.compile(dialect=(sqlite if dialect == "sqlite" else postgresql).dialect())
+    sql = " ".join(str(compiled).split())
+    assert sql.startswith("INSERT INTO auto_reply_claim (mailbox_address, sender, last_sent_at) VALUES")
+    assert "ON CONFLICT (mailbox_address, sender) DO UPDATE SET last_sent_at = excluded.last_sent_at" in sql
+    cutoff = "?" if dialect == "sqlite" else "%(cutoff)s::TIMESTAMP WITH TIME ZONE"
+    assert sql.endswith(f"WHERE auto_reply_claim.last_sent_at <= {cutoff}")  # no RETURNING
+    params = compiled.params
+    assert params["mailbox_address"] == "taro@example.jp" and params["sender"] == "alice@example.org"
+    assert params["cutoff"] == NOW - DAY
+
+
+def test_other_databases_are_refused() -> None:
+    with pytest.raises(NotImplementedError):
+        claims.claim_statement("mysql", MAILBOX, "a@example.org", NOW, DAY)
