@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.header
+import email.headerregistry
 import email.message
 import email.policy
 import email.utils
@@ -22,7 +23,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from mailadmin.mailtext.addresses import domain_of
+from mailadmin.mailtext.addresses import canonical_domain, domain_of, is_valid_address
 from mailadmin.mailtext.headers import decode_header_value
 from mailadmin.mailtext.mime_parts import line_ending, strip_parts_found
 
@@ -33,6 +34,7 @@ _POLICY = email.policy.SMTP
 # Written out without refolding: the attached original keeps its header lines.
 _OUTPUT_POLICY = email.policy.SMTP.clone(refold_source="none")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_UTF8_LOCAL_PART = re.compile(r'[^\s"(),:;<>@\[\\\]]+(?:\.[^\s"(),:;<>@\[\\\].]+)*\Z')
 _HEADER_NAME = re.compile(rb"^[!-9;-~]+$")
 _RULE_NAME = re.compile(r"[^A-Za-z0-9_.+-]")
 _MAX_REFERENCES = 20
@@ -52,10 +54,17 @@ def _aware(now: dt.datetime | None) -> dt.datetime:
     return now
 
 
+def _without_surrogates(text: str) -> str:
+    """Lone surrogates (raw bytes that were never decoded) can't be written
+    in any charset: they become U+FFFD."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
 def _one_line(text: str, limit: int = _MAX_FIELD_CHARS) -> str:
     """Text from a received message, safe to put on one line of ours."""
     cleaned = "".join(
-        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text
+        " " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+        for c in _without_surrogates(text)
     )
     cleaned = " ".join(cleaned.split())
     return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
@@ -74,15 +83,39 @@ def _ascii_address(address: str) -> str:
         return address
 
 
+def _set_address(message: email.message.EmailMessage, name: str, address: str) -> None:
+    """An address header that holds exactly one mailbox, whatever the address
+    looks like: a malformed envelope sender must not be read as a group or a
+    list, nor stop the message from being written."""
+    local, at, domain = address.rpartition("@") if "@" in address else (address, "", "")
+    utf8_local = (
+        bool(at) and not local.isascii() and canonical_domain(domain) is not None
+        and _UTF8_LOCAL_PART.match(local) is not None
+    )
+    if is_valid_address(address) or utf8_local:
+        message[name] = address
+        return
+    # Only characters that need no quoting, and no more than fits on a line:
+    # the email package loses the quotes when it folds a long quoted string.
+    domain = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9.-]", "", domain)).strip(".")[:253]
+    local = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9!#$%&'*+/=^_`{|}~.-]", "", local)).strip(".")
+    message[name] = email.headerregistry.Address(
+        username=local[:64] or "unknown", domain=domain or "invalid"
+    )
+
+
 def _new_message(*, sender: str, to: str, subject: str, now: dt.datetime | None,
                  auto_submitted: str) -> email.message.EmailMessage:
     sender, to = _ascii_address(sender), _ascii_address(to)
     # A non-ASCII local part can only travel as SMTPUTF8 (RFC 6532) mail.
     policy = _POLICY if (sender + to).isascii() else _POLICY.clone(utf8=True)
     message = email.message.EmailMessage(policy=policy)
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = _one_line(subject, 998)
+    _set_address(message, "From", sender)
+    _set_address(message, "To", to)
+    # The text is already decoded: a "=?" left in it is literal, and the email
+    # package would decode it again (and fail on a bogus charset).  A zero-width
+    # space keeps it literal and invisible.
+    message["Subject"] = _one_line(subject, 998).replace("=?", "=\u200b?")
     message["Date"] = email.utils.format_datetime(_aware(now))
     domain = domain_of(sender)
     message["Message-ID"] = email.utils.make_msgid(
@@ -100,7 +133,7 @@ def _set_text(message: email.message.EmailMessage, text: str,
     """A UTF-8 text body, 7-bit on the wire.  Reports and notices use
     quoted-printable so that a postmaster reading the queue sees the virus
     name, addresses and links as they are."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _without_surrogates(text).replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
     if text.isascii():
@@ -391,7 +424,7 @@ def _join_fields(fields: list[bytes], rest: bytes, eol: bytes) -> bytes:
 
 
 def _encode_value(name: str, value: str, eol: str) -> bytes:
-    value = " ".join(value.splitlines())
+    value = _one_line(value, 998)
     if value.isascii():
         return value.encode("ascii")
     encoded = email.header.Header(value, "utf-8", header_name=name).encode(linesep=eol)
@@ -399,8 +432,9 @@ def _encode_value(name: str, value: str, eol: str) -> bytes:
 
 
 def add_header(raw: bytes, name: str, value: str) -> bytes:
-    """``raw`` with ``name: value`` prepended.  Line breaks in ``value`` become
-    spaces (no header injection); non-ASCII is RFC 2047-encoded."""
+    """``raw`` with ``name: value`` prepended.  Line breaks and control
+    characters in ``value`` become spaces (no header injection); non-ASCII is
+    RFC 2047-encoded."""
     name_bytes = name.encode("ascii", "replace")
     if not name.isascii() or not _HEADER_NAME.match(name_bytes):
         raise ValueError(f"not a header field name: {name!r}")

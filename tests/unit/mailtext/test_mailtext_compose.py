@@ -548,3 +548,18 @@ def test_report_and_notice_keep_ascii_readable_on_the_wire(eicar: bytes) -> None
     assert b"https://mail.example.jp/quarantine" in notice
     assert b"Content-Transfer-Encoding: quoted-printable" in report
     assert b"Content-Transfer-Encoding: quoted-printable" in notice
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?x-bogus?q?=FF?= 日本",
+        "=?utf-8?b?w6k=?= literal",
+        "Re: =?utf-8?b?Content ｶ?= x",
+    ],
+)
+def test_literal_encoded_word_syntax_in_a_subject(subject: str) -> None:
+    # an undecodable subject comes back from decode_header_value as literal text
+    message = Message(crlf(f"From: {SENDER}\nTo: {MAILBOX}\n\nbody\n"))
+    reply = parse(compose_auto_reply(message, SENDER, MAILBOX, subject, "b", now=NOW))
+    assert str(reply["Subject"]).replace("\u200b", "") == subject
