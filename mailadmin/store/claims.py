@@ -65,7 +65,11 @@ def claim_auto_reply(
     PostgreSQL alike.
     """
     statement = claim_statement(session.get_bind().dialect.name, mailbox, sender, now, window)
-    result = cast(CursorResult[Any], session.execute(statement))
+    # SQLAlchemy keeps an INSERT's row count only when asked to (psycopg would give -1).
+    result = cast(
+        CursorResult[Any],
+        session.execute(statement, execution_options={"preserve_rowcount": True}),
+    )
     return result.rowcount == 1
 
 
