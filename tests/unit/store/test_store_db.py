@@ -48,7 +48,7 @@ def test_models_and_migrations_agree(db_url: str) -> None:
             warnings.filterwarnings("ignore", message=".*expression-based index.*")
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
-            indexes = dict(connection.execute(text(
+            indexes: dict[str, str] = dict(connection.execute(text(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'forward_destination'"
             )).all())
     finally:
