@@ -401,7 +401,7 @@ def _split_fields(raw: bytes) -> tuple[list[bytes], bytes]:
         newline = raw.find(b"\n", position)
         end = length if newline < 0 else newline + 1
         line = raw[position:end]
-        if line in (b"\r\n", b"\n"):
+        if line in (b"\r\n", b"\n", b"\r"):
             break
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1] += line
@@ -411,13 +411,28 @@ def _split_fields(raw: bytes) -> tuple[list[bytes], bytes]:
     return fields, raw[position:]
 
 
+def _drop_orphan_lines(raw: bytes) -> bytes:
+    """``raw`` without indented lines before its first header field.
+
+    They belong to no field; left in front, they would become part of the
+    first header we prepend (RFC 5322 §2.2.3 unfolding).
+    """
+    if raw[:1] not in (b" ", b"\t"):
+        return raw
+    fields, rest = _split_fields(raw)
+    while fields and fields[0][:1] in (b" ", b"\t"):
+        fields.pop(0)
+    return _join_fields(fields, rest, line_ending(raw).encode("ascii"))
+
+
 def _field_name(field: bytes) -> bytes:
     name, colon, _ = field.partition(b":")
     return name.strip().lower() if colon else b""
 
 
 def _join_fields(fields: list[bytes], rest: bytes, eol: bytes) -> bytes:
-    out = [f if f.endswith(b"\n") else f + eol for f in fields]
+    # a "field" of nothing but stray CRs would read as the end of the header
+    out = [f if f.endswith(b"\n") else f.rstrip(b"\r") + eol for f in fields if f.strip(b"\r\n")]
     if not rest:
         rest = eol  # a message that was all header still needs its blank line
     return b"".join(out) + rest
@@ -439,6 +454,7 @@ def add_header(raw: bytes, name: str, value: str) -> bytes:
     if not name.isascii() or not _HEADER_NAME.match(name_bytes):
         raise ValueError(f"not a header field name: {name!r}")
     eol = line_ending(raw)
+    raw = _drop_orphan_lines(raw)
     return name_bytes + b": " + _encode_value(name, value, eol) + eol.encode("ascii") + raw
 
 
@@ -509,7 +525,7 @@ def tag_spam(
     ``X-Spam-Level`` replacing any the sender set.  The body is untouched."""
     eol_text = line_ending(raw)
     eol = eol_text.encode("ascii")
-    fields, rest = _split_fields(raw)
+    fields, rest = _split_fields(_drop_orphan_lines(raw))
     fields = [f for f in fields if _field_name(f) not in _SPAM_HEADERS]
     for index, field in enumerate(fields):
         if _field_name(field) == b"subject":

@@ -563,3 +563,36 @@ def test_literal_encoded_word_syntax_in_a_subject(subject: str) -> None:
     message = Message(crlf(f"From: {SENDER}\nTo: {MAILBOX}\n\nbody\n"))
     reply = parse(compose_auto_reply(message, SENDER, MAILBOX, subject, "b", now=NOW))
     assert str(reply["Subject"]).replace("\u200b", "") == subject
+
+
+def test_indented_lines_before_the_first_field_do_not_join_our_headers() -> None:
+    raw = b"\tBcc: victim@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+    tagged = tag(raw)
+    message = email.message_from_bytes(tagged, policy=email.policy.compat32)
+    assert "victim" not in str(message["X-Spam-Status"])
+    assert tag(tagged) == tagged
+    added = add_header(raw, "X-A", "b")
+    assert added == b"X-A: b\r\nSubject: hi\r\n\r\nbody\r\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\r\n\r\nbody only",
+        b"y?\n\r",
+        b"a: b\r\n c\r\r",
+        b"Subject: x\r\n\r\r\n\r\nbody",
+        b"From a@example.com Mon Jan  1 00:00:00 2024\nSubject: mbox\n\nbody\n",
+        b"Subject: one\r\nSubject: two\r\n\r\n",
+        b"no header line at all",
+        b"X-Spam-Flag: YES\r\n\tX-Spam-Flag: continued\r\nSubject: x\r\n\r\n",
+    ],
+)
+def test_tagging_malformed_messages_is_stable(raw: bytes) -> None:
+    once = tag(raw)
+    assert tag(once) == once
+    header, _, _ = once.replace(b"\r\n", b"\n").partition(b"\n\n")
+    names = [line.split(b":", 1)[0].lower() for line in header.split(b"\n") if line[:1] not in (b" ", b"\t")]
+    assert names.count(b"x-spam-flag") == 1
+    assert b"subject" in names
