@@ -34,7 +34,7 @@ class ScannerConf:
 @dataclass(frozen=True, slots=True)
 class RelayConf:
     host: str = "127.0.0.1"
-    port: int = 10026
+    port: int = 25
     timeout_seconds: float = 30.0
     helo_name: str = "localhost"
 
