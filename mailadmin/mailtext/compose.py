@@ -4,7 +4,8 @@ subject tag with its X-Spam headers (SPEC §8).
 
 New messages are built with :class:`email.message.EmailMessage` under the
 SMTP policy: CRLF line ends, RFC 2047 encoded words for non-ASCII headers,
-UTF-8 bodies in base64 when they are not plain ASCII.  Changes to a received
+UTF-8 text bodies in base64 (auto-replies) or quoted-printable (reports and
+notices) when they are not plain ASCII.  Changes to a received
 message (:func:`tag_spam`, :func:`add_header`, :func:`remove_headers`) work on
 the raw header block and leave the body bytes untouched.
 """
@@ -117,9 +118,8 @@ def _new_message(*, sender: str, to: str, subject: str, now: dt.datetime | None,
     # space keeps it literal and invisible.
     message["Subject"] = _one_line(subject, 998).replace("=?", "=\u200b?")
     message["Date"] = email.utils.format_datetime(_aware(now))
-    domain = domain_of(sender)
     message["Message-ID"] = email.utils.make_msgid(
-        domain=domain if domain and domain.isascii() else "localhost"
+        domain=canonical_domain(domain_of(sender)) or "localhost"
     )
     message["MIME-Version"] = "1.0"
     message["Auto-Submitted"] = auto_submitted
@@ -256,6 +256,7 @@ def compose_virus_report(
     """
     sender, subject, date = _original_summary(original_raw)
     virus = _one_line(virus) or "unknown"
+    shown_to, shown_postmaster = _one_line(to, 320), _one_line(postmaster, 320)
     none_ja, none_en = "(なし)", "(none)"
     stripped: bytes | None = None
     if removed_parts:
@@ -295,7 +296,7 @@ def compose_virus_report(
             "original message are attached."
         )
     text = (
-        f"{to} 様\n\n"
+        f"{shown_to} 様\n\n"
         f"{lead_ja}\n\n"
         f"  ウイルス名: {virus}\n"
         f"  差出人    : {sender or none_ja}\n"
@@ -303,7 +304,7 @@ def compose_virus_report(
         f"  日付      : {date or none_ja}\n\n"
         f"{attached_ja}\n\n"
         "このメールはシステムから自動送信されています。ご返信いただいてもお答えできません。\n"
-        f"ご不明な点は {postmaster} までお問い合わせください。\n\n"
+        f"ご不明な点は {shown_postmaster} までお問い合わせください。\n\n"
         + "-" * 60 + "\n\n"
         f"{lead_en}\n\n"
         f"  Virus:   {virus}\n"
@@ -312,7 +313,7 @@ def compose_virus_report(
         f"  Date:    {date or none_en}\n\n"
         f"{attached_en}\n\n"
         "This notice was sent automatically; replies to it are not read.\n"
-        f"Questions: {postmaster}\n"
+        f"Questions: {shown_postmaster}\n"
     )
     report = _new_message(
         sender=postmaster, to=to, subject=subject_line, now=now,
@@ -349,6 +350,7 @@ def compose_quarantine_notice(
     """The notice listing newly quarantined mail (SPEC §8), Japanese and English,
     with the link to the quarantine page."""
     count = len(items)
+    shown_mailbox = _one_line(mailbox, 320)
     listing: list[str] = []
     for number, item in enumerate(items[:_MAX_NOTICE_ITEMS], start=1):
         listing.append(
@@ -361,21 +363,21 @@ def compose_quarantine_notice(
         rest = count - _MAX_NOTICE_ITEMS
         listing.append(f"ほか {rest} 通 / and {rest} more\n")
     text = (
-        f"{mailbox} 様\n\n"
+        f"{shown_mailbox} 様\n\n"
         f"お客さま宛てのメールのうち、次の {count} 通を迷惑メールフォルダに隔離しました。\n"
         "隔離したメールの確認、受信箱への移動、削除は、メールアカウント管理ページで行えます。\n"
         "隔離したメールは保存期間を過ぎると自動的に削除されます。\n\n"
-        f"{count} message(s) addressed to {mailbox} were put in quarantine "
+        f"{count} message(s) addressed to {shown_mailbox} were put in quarantine "
         "(迷惑メールフォルダ).\n"
         "You can view them, release them to your inbox or delete them on the mail "
         "account page.\n"
         "Quarantined mail is deleted automatically after the retention period.\n\n"
         + "\n".join(listing)
         + "\n"
-        f"メールアカウント管理ページ / Mail account page:\n{page_url}\n\n"
+        f"メールアカウント管理ページ / Mail account page:\n{_one_line(page_url, 2000)}\n\n"
         "このメールはシステムから自動送信されています。\n"
         "This notice was sent automatically.\n"
-        f"{postmaster}\n"
+        f"{_one_line(postmaster, 320)}\n"
     )
     notice = _new_message(
         sender=postmaster,
