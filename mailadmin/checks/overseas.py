@@ -22,6 +22,19 @@ from mailadmin.verdicts import CheckResult, Pass, Refused
 
 CountryOf = Callable[[str], "str | None"]
 
+# Addresses that never leave the provider's own networks count as domestic
+# (SPEC §9).  Spelled out rather than ipaddress's is_private, which also covers
+# documentation and benchmarking ranges that are public space in disguise.
+DOMESTIC_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+        "100.64.0.0/10",                                   # RFC 6598 carrier-grade NAT
+        "127.0.0.0/8", "169.254.0.0/16",                   # loopback, link-local
+        "::1/128", "fc00::/7", "fe80::/10",                # loopback, ULA, link-local
+    )
+)
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundContext:
@@ -53,7 +66,7 @@ def client_country(ctx: OutboundContext) -> str:
         ip = ip.ipv4_mapped
     if any(ip in net for net in ctx.policy.overseas.exempt_networks):
         return "exempt"
-    if ip.is_private or ip.is_loopback or ip.is_link_local:
+    if any(ip in net for net in DOMESTIC_NETWORKS):
         return "domestic"
     return ctx.country_of(str(ip)) or "unknown"
 

@@ -41,7 +41,7 @@ async def test_execute_writes_every_db_effect(factory: sessionmaker[Session]) ->
         boxes = [rules.load_rules(s, a) for a in ("q@example.jp", "r@example.jp", "t@example.jp")]
     engine = make_engine([b for b in boxes if b is not None], spamd=ScriptedSpamd())
     envelope = Envelope("alice@example.org", ("q@example.jp", "r@example.jp", "t@example.jp"), queue_id="QID1")
-    message = Message(make_message(subject="会議の件"))
+    message = Message(make_message(subject="会議の件", to="q@example.jp, r@example.jp, t@example.jp"))
     decision = await engine.decide(envelope, message)
     groups = decision.content_groups()
     await execute(decision, message, session_factory=factory, clamd=ScriptedClamd(), now=NOW,
