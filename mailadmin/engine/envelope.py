@@ -45,8 +45,10 @@ class Message:
 
     def header_values(self, name: str) -> list[str]:
         """Every raw (undecoded, unfolded-as-is) value of header ``name``."""
-        values = self.parsed.get_all(name)
-        return [str(v) for v in values] if values else []
+        # raw_items keeps raw 8-bit header bytes (surrogate-escaped) for the
+        # decoder; str() of a compat32 value would replace them with U+FFFD.
+        wanted = name.lower()
+        return [str(v) for k, v in self.parsed.raw_items() if k.lower() == wanted]
 
     def has_header(self, name: str) -> bool:
         return name in self.parsed

@@ -296,3 +296,11 @@ async def test_receiving_is_never_restricted() -> None:
     engine = make_engine([box], countries={"8.8.8.8": "US"})
     o = (await engine.decide(env(box.address, client_address="8.8.8.8"), Message(make_message()))).outcome(box.address)
     assert o.disposition is Disposition.DELIVER
+
+
+@pytest.mark.parametrize("charset", ["shift_jis", "euc_jp", "utf-8"])
+async def test_raw_8bit_japanese_subject_matches(charset: str) -> None:
+    box = rules_for("taro@example.jp", reject_subject=("未承諾広告",))
+    raw = "From: a@example.org\nSubject: ［未承諾広告］セール\n\nbody\n".encode(charset)
+    o = (await make_engine([box]).decide(env(box.address), Message(raw))).outcome(box.address)
+    assert o.disposition is Disposition.QUARANTINE
