@@ -25,7 +25,7 @@ message has been attached to this so you can view it or label
 similar future email.  If you have any questions, see
 @@CONTACT_ADDRESS@@ for details.
 
-Content preview:  Hi XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X
+Content preview:  Hi, this is the spam test line: [...]
    [...]
 
 Content analysis details:   (1002.5 points, 5.0 required)
