@@ -17,6 +17,7 @@ Third-party exceptions are mapped to these at the boundary where they occur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -59,11 +60,10 @@ class EntryError(MailadminError):
     is raised.
     """
 
-    def __init__(self, problems: "list[Problem] | tuple[Problem, ...] | Problem | str") -> None:
-        if isinstance(problems, (Problem, str)):
-            problems = [problems]
+    def __init__(self, problems: "Sequence[Problem | str] | Problem | str") -> None:
+        items: Sequence[Problem | str] = [problems] if isinstance(problems, (Problem, str)) else problems
         self.problems: tuple[Problem, ...] = tuple(
-            p if isinstance(p, Problem) else Problem("invalid", p) for p in problems
+            p if isinstance(p, Problem) else Problem("invalid", p) for p in items
         )
         super().__init__("; ".join(p.text for p in self.problems))
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailadmin.config.model import Config
 from mailadmin.engine.decide import Engine
 from mailadmin.services.clamd import ClamdClient
-from mailadmin.services.geoip import CountryResolver
+from mailadmin.services.geoip import open_country_resolver
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.store import db, rules
 from mailadmin.store.snapshots import MailboxRules
@@ -62,7 +62,7 @@ def make_engine(
     clock: Callable[[], dt.datetime] = utcnow,
 ) -> Engine:
     current = config()
-    resolver = CountryResolver(current.conf.geoip.database_path, current.conf.geoip.country_field)
+    resolver = open_country_resolver(current.conf.geoip.database_path, current.conf.geoip.country_field)
     return Engine(
         config=config,
         load_rules=store.load_rules,

@@ -26,8 +26,11 @@ class VirusScanner(Protocol):
 
 
 class SpamReportLike(Protocol):
-    score: float
-    rules: dict[str, float]
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def rules(self) -> dict[str, float]: ...
 
 
 class SpamScanner(Protocol):
