@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 CONF = "conf/mailadmin.toml"
 DEFAULT = "policies/default.toml"
-EXAMPLE = "policies/domains/example.jp.toml"
+EXAMPLE = "policies/domains/example.net.toml"
 SENDERS = "filters/sender_block.list"
 SUBJECTS = "filters/subject_block.list"
 ALLOW = "filters/allow.list"

@@ -20,7 +20,7 @@ DOMAINS = "policies/domains"
 def test_override_changes_only_its_keys_and_follows_the_default_for_the_rest(tree: Tree) -> None:
     tree.replace("policies/default.toml", "notice_interval_minutes = 60", "notice_interval_minutes = 30")
     policies = load_all(tree.conf_file).policies
-    example = policies.domains["example.jp"]
+    example = policies.domains["example.net"]
     assert example.quarantine.retention_days == 14
     # Same table, key not in the override: the default's (edited) value.
     assert example.quarantine.notice_interval_minutes == 30
@@ -35,13 +35,13 @@ def test_several_domains_each_get_their_own_policy(tree: Tree) -> None:
         '[scanner_failure]\nspam = "accept_tagged"\n\n[overseas]\nhome_countries = ["JP", "US"]\n'
     )
     policies = load_all(tree.conf_file).policies
-    assert sorted(policies.domains) == ["example.com", "example.jp"]
+    assert sorted(policies.domains) == ["example.com", "example.net"]
     com = policies.for_domain("EXAMPLE.com")
     assert com.scanner_failure.spam == "accept_tagged"
     assert com.scanner_failure.virus == "tempfail"
     assert com.overseas.home_countries == ("JP", "US")
     assert com.quarantine.retention_days == 7
-    assert policies.for_domain("example.jp").scanner_failure.spam == "tempfail"
+    assert policies.for_domain("example.net").scanner_failure.spam == "tempfail"
 
 
 def test_empty_override_file_is_the_default(tree: Tree) -> None:
@@ -63,21 +63,21 @@ def test_default_file_may_leave_keys_to_the_model(tree: Tree) -> None:
 )
 def test_hidden_and_non_toml_files_are_not_policies(tree: Tree, name: str) -> None:
     (tree.path(DOMAINS) / name).write_text("this is not TOML [\n")
-    assert sorted(load_all(tree.conf_file).policies.domains) == ["example.jp"]
+    assert sorted(load_all(tree.conf_file).policies.domains) == ["example.net"]
 
 
 def test_missing_domains_directory_means_no_overrides(tree: Tree) -> None:
-    (tree.path(DOMAINS) / "example.jp.toml").unlink()
+    (tree.path(DOMAINS) / "example.net.toml").unlink()
     tree.path(DOMAINS).rmdir()
     assert load_all(tree.conf_file).policies.domains == {}
 
 
 def test_override_cannot_break_a_combined_rule_without_being_named(tree: Tree) -> None:
-    tree.append("policies/domains/example.jp.toml", "\n[limits]\nentry_max_length = 1\n")
+    tree.append("policies/domains/example.net.toml", "\n[limits]\nentry_max_length = 1\n")
     with pytest.raises(ConfigError) as caught:
         load_all(tree.conf_file)
-    assert caught.value.file == str(tree.path("policies/domains/example.jp.toml"))
-    assert caught.value.location == tree.line_of("policies/domains/example.jp.toml", "entry_max_length = 1")
+    assert caught.value.file == str(tree.path("policies/domains/example.net.toml"))
+    assert caught.value.location == tree.line_of("policies/domains/example.net.toml", "entry_max_length = 1")
     assert caught.value.reason == (
         "limits.entry_max_length: subject_entry_min_length 2 is more than entry_max_length 1"
     )

@@ -107,12 +107,14 @@ def test_shipped_policies_follow_the_spec_defaults() -> None:
 
 def test_shipped_domain_example_overrides_only_what_it_names() -> None:
     policies = load_all(SHIPPED_CONF).policies
-    example = policies.for_domain("Example.JP")
+    example = policies.for_domain("Example.NET")
     assert example.quarantine.retention_days == 14
     assert example.overseas.exempt_networks == (ipaddress.ip_network("192.0.2.0/24"),)
     assert example.quarantine.notice_interval_minutes == policies.default.quarantine.notice_interval_minutes
     assert example.password == policies.default.password
     assert policies.for_domain("other.example") is policies.default
+    # the demo domain of scripts/run.sh runs on the default policy
+    assert policies.for_domain("example.jp") is policies.default
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
