@@ -40,6 +40,7 @@ from mailadmin.engine.scans import MessageScans, SpamScanner, VirusScanner
 from mailadmin.mailtext.addresses import domain_of
 from mailadmin.store.snapshots import MailboxRules
 from mailadmin.verdicts import (
+    CheckResult,
     Disposition,
     Infected,
     NotScanned,
@@ -164,9 +165,6 @@ class Engine:
         self._country_of = country_of
         self._clock = clock
 
-    def page_url(self) -> str:
-        return self._config().conf.web.base_url
-
     async def decide(self, envelope: Envelope, message: Message) -> Decision:
         config = self._config()
         now = self._clock()
@@ -200,6 +198,33 @@ class Engine:
         )
         log_decision(decision)
         return decision
+
+    async def _overseas(
+        self, envelope: Envelope, sender_rules: MailboxRules | None, config: Config, now: dt.datetime
+    ) -> tuple[MailboxRules, Policy, CheckResult]:
+        sender = (envelope.sasl_username or "").lower()
+        rules = sender_rules or MailboxRules(address=sender, domain=domain_of(sender))
+        policy = config.policies.for_domain(rules.domain)
+        octx = overseas.OutboundContext(
+            envelope.client_address, rules, policy, now, self._country_of, config.conf.web.base_url
+        )
+        return rules, policy, await overseas.check(octx)
+
+    async def check_submission(self, envelope: Envelope) -> SmtpReply | None:
+        """The overseas sending check alone, before any message data (SPEC §9).
+
+        For policy delegation at RCPT time and the milter at MAIL time: the
+        refusal for an authenticated submission, or ``None`` to go on.
+        """
+        sender = (envelope.sasl_username or "").lower()
+        if not sender:
+            return None
+        rules = await asyncio.to_thread(self._load_rules, [sender])
+        _, _, result = await self._overseas(envelope, rules.get(sender), self._config(), self._clock())
+        log.debug("overseas sasl_username=%s client=%s result=%s", sender, envelope.client_address, result)
+        if isinstance(result, Refused):
+            return SmtpReply(554, "5.7.1", result.message)
+        return None
 
     async def _inbound(
         self,
@@ -236,14 +261,8 @@ class Engine:
     ) -> tuple[list[RecipientOutcome] | None, tuple[Effect, ...]]:
         """The outbound chain (SPEC §7, §9).  ``None`` when the submission may go on."""
         sender = (envelope.sasl_username or "").lower()
-        sender_rules = rules.get(sender) or MailboxRules(address=sender, domain=domain_of(sender))
-        policy: Policy = config.policies.for_domain(sender_rules.domain)
-        octx = overseas.OutboundContext(
-            envelope.client_address, sender_rules, policy, now, self._country_of, self.page_url()
-        )
-        trace: list[TraceStep] = []
-        result = await overseas.check(octx)
-        trace.append(TraceStep("overseas", str(result)))
+        sender_rules, policy, result = await self._overseas(envelope, rules.get(sender), config, now)
+        trace: list[TraceStep] = [TraceStep("overseas", str(result))]
         if isinstance(result, Refused):
             reply = SmtpReply(554, "5.7.1", result.message)
             return [

@@ -304,3 +304,14 @@ async def test_raw_8bit_japanese_subject_matches(charset: str) -> None:
     raw = "From: a@example.org\nSubject: ［未承諾広告］セール\n\nbody\n".encode(charset)
     o = (await make_engine([box]).decide(env(box.address), Message(raw))).outcome(box.address)
     assert o.disposition is Disposition.QUARANTINE
+
+
+async def test_check_submission_before_data() -> None:
+    """The overseas check alone, as policy delegation (RCPT) and the milter (MAIL) ask it."""
+    box = rules_for(SENDER)
+    engine = make_engine([box], countries={"8.8.8.8": "US", "133.0.0.1": "JP"})
+    refused = await engine.check_submission(outbound("8.8.8.8"))
+    assert refused is not None and refused.code == 554 and "https://mail.example.jp/" in refused.text
+    assert await engine.check_submission(outbound("133.0.0.1")) is None
+    # not authenticated: receiving is never restricted
+    assert await engine.check_submission(Envelope("a@example.org", ("taro@example.jp",), client_address="8.8.8.8")) is None
