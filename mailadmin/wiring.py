@@ -6,14 +6,17 @@ stays argument parsing and every daemon role is wired the same way.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import Config
-from mailadmin.engine.decide import Engine
+from mailadmin.engine.decide import ContentGroup, Decision, Engine
+from mailadmin.engine.envelope import Message
+from mailadmin.engine.execute import execute
 from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.geoip import open_country_resolver
 from mailadmin.services.spamd import SpamdClient
@@ -71,3 +74,35 @@ def make_engine(
         country_of=resolver.country,
         clock=clock,
     )
+
+
+@dataclass
+class Runtime:
+    """Everything an MTA-facing role needs, built once per process.
+
+    ``config`` returns the current snapshot (reloads swap it); ``apply`` writes
+    a decision's database effects in one transaction and wakes the outbox
+    sender, so mail the daemon creates leaves promptly.
+    """
+
+    config: Callable[[], Config]
+    store: Store
+    engine: Engine
+    clock: Callable[[], dt.datetime] = utcnow
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def apply(self, decision: Decision, message: Message,
+                    reinject: Sequence[ContentGroup] = ()) -> None:
+        await execute(
+            decision, message,
+            session_factory=self.store.session_factory,
+            clamd=self.engine.clamd,
+            now=self.clock(),
+            reinject=reinject,
+        )
+        self.outbox_wakeup.set()
+
+
+def make_runtime(config: Callable[[], Config], *, clock: Callable[[], dt.datetime] = utcnow) -> Runtime:
+    store = open_store(config())
+    return Runtime(config, store, make_engine(config, store, clock=clock), clock)
