@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import email.parser
 import email.policy
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,9 +40,10 @@ class Message:
 
     @cached_property
     def parsed(self) -> email.message.Message:
-        # compat32 keeps the raw header values: decoding is done by
-        # mailtext.headers so that every Japanese charset is handled the same way.
-        return email.message_from_bytes(self.raw, policy=email.policy.compat32)
+        """The header block only: checks read headers, and parsing a large
+        body for nothing would cost more than the whole chain.  compat32 keeps
+        the raw header values for mailtext.headers to decode."""
+        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(self.raw)
 
     def header_values(self, name: str) -> list[str]:
         """Every raw (undecoded, unfolded-as-is) value of header ``name``."""
