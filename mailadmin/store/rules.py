@@ -31,7 +31,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,7 @@ from mailadmin.store.mailboxes import mailbox_row
 from mailadmin.store.models import (
     RULE_KINDS,
     AutoReplySender,
+    Domain,
     ForwardDestination,
     Mailbox,
     RuleEntry,
@@ -93,60 +94,75 @@ def _split_conditions(stored: str) -> frozenset[str]:
 # ---------------------------------------------------------------- the snapshot
 
 
+# Built once: per-message lookups then skip SQLAlchemy's statement
+# construction and coercion, which cost more than the queries themselves.
+_MAILBOX_Q = (
+    select(
+        Mailbox.id, Mailbox.address, Domain.name, Mailbox.status, Mailbox.header_conditions,
+        Mailbox.auto_reply_enabled, Mailbox.auto_reply_subject, Mailbox.auto_reply_body,
+        Mailbox.auto_reply_start_date, Mailbox.auto_reply_end_date, Mailbox.virus_scan_enabled,
+        Mailbox.spam_scan_enabled, Mailbox.spam_quarantine_enabled,
+        Mailbox.quarantine_notice_enabled, Mailbox.overseas_unlocked_until,
+    )
+    .join(Domain, Domain.id == Mailbox.domain_id)
+    .where(Mailbox.address == bindparam("address"))
+)
+_ENTRIES_Q = (
+    select(RuleEntry.kind, RuleEntry.value)
+    .where(RuleEntry.mailbox_id == bindparam("mailbox_id"))
+    .order_by(RuleEntry.id)
+)
+_FORWARDS_Q = (
+    select(ForwardDestination.address, ForwardDestination.keep_copy)
+    .where(ForwardDestination.mailbox_id == bindparam("mailbox_id"))
+    .order_by(ForwardDestination.id)
+)
+_PER_SENDER_Q = (
+    select(AutoReplySender.pattern, AutoReplySender.subject, AutoReplySender.body)
+    .where(AutoReplySender.mailbox_id == bindparam("mailbox_id"))
+    .order_by(AutoReplySender.position)
+)
+
+
 def load_rules(session: Session, address: str) -> MailboxRules | None:
     """Every rule of ``address`` as one frozen snapshot; None for an unknown mailbox.
 
     Called per recipient per message: four small indexed queries, no cache,
     so a change saved on the page governs the next message (SPEC §10).
     """
-    box = session.scalar(select(Mailbox).where(Mailbox.address == canonical_address(address)))
+    box = session.execute(_MAILBOX_Q, {"address": canonical_address(address)}).first()
     if box is None:
         return None
+    (mailbox_id, box_address, domain, status, conditions, ar_enabled, ar_subject, ar_body,
+     ar_start, ar_end, virus, spam, spam_quarantine, notice, unlocked_until) = box
+    ids = {"mailbox_id": mailbox_id}
     lists: dict[str, list[str]] = {kind: [] for kind in RULE_KINDS}
-    for kind, value in session.execute(
-        select(RuleEntry.kind, RuleEntry.value)
-        .where(RuleEntry.mailbox_id == box.id)
-        .order_by(RuleEntry.id)
-    ):
+    for kind, value in session.execute(_ENTRIES_Q, ids):
         lists[kind].append(value)
-    forwards = tuple(
-        Forward(a, k)
-        for a, k in session.execute(
-            select(ForwardDestination.address, ForwardDestination.keep_copy)
-            .where(ForwardDestination.mailbox_id == box.id)
-            .order_by(ForwardDestination.id)
-        )
-    )
-    per_sender = tuple(
-        SenderReply(p, s, b)
-        for p, s, b in session.execute(
-            select(AutoReplySender.pattern, AutoReplySender.subject, AutoReplySender.body)
-            .where(AutoReplySender.mailbox_id == box.id)
-            .order_by(AutoReplySender.position)
-        )
-    )
+    forwards = tuple(Forward(a, k) for a, k in session.execute(_FORWARDS_Q, ids))
+    per_sender = tuple(SenderReply(p, s, b) for p, s, b in session.execute(_PER_SENDER_Q, ids))
     return MailboxRules(
-        address=box.address,
-        domain=box.domain.name,
-        status=box.status,
+        address=box_address,
+        domain=domain,
+        status=status,
         reject_sender=tuple(lists["reject_sender"]),
         reject_subject=tuple(lists["reject_subject"]),
-        header_conditions=_split_conditions(box.header_conditions),
+        header_conditions=_split_conditions(conditions),
         allow_list=tuple(lists["allow_list"]),
         forwarding=forwards,
         auto_reply=AutoReply(
-            enabled=box.auto_reply_enabled,
-            subject=box.auto_reply_subject,
-            body=box.auto_reply_body,
+            enabled=ar_enabled,
+            subject=ar_subject,
+            body=ar_body,
             per_sender=per_sender,
-            start_date=box.auto_reply_start_date,
-            end_date=box.auto_reply_end_date,
+            start_date=ar_start,
+            end_date=ar_end,
         ),
-        virus_scan=box.virus_scan_enabled,
-        spam_scan=box.spam_scan_enabled,
-        spam_quarantine=box.spam_quarantine_enabled,
-        quarantine_notice=box.quarantine_notice_enabled,
-        overseas_unlocked_until=box.overseas_unlocked_until,
+        virus_scan=virus,
+        spam_scan=spam,
+        spam_quarantine=spam_quarantine,
+        quarantine_notice=notice,
+        overseas_unlocked_until=unlocked_until,
     )
 
 
