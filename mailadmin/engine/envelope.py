@@ -32,6 +32,16 @@ class Envelope:
     queue_id: str | None = None
 
 
+def header_block(raw: bytes) -> bytes:
+    """The bytes up to and including the blank line that ends the headers
+    (even the headers-only parser reads every body line)."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    if not ends:
+        return raw
+    end = min(ends)
+    return raw[: end + (4 if raw.startswith(b"\r\n\r\n", end) else 2)]
+
+
 class Message:
     """An RFC 5322 message: raw bytes plus cached parsed views."""
 
@@ -43,7 +53,9 @@ class Message:
         """The header block only: checks read headers, and parsing a large
         body for nothing would cost more than the whole chain.  compat32 keeps
         the raw header values for mailtext.headers to decode."""
-        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(self.raw)
+        return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+            header_block(self.raw)
+        )
 
     def header_values(self, name: str) -> list[str]:
         """Every raw (undecoded, unfolded-as-is) value of header ``name``."""
