@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Throughput of mailadmin hooked into a real Postfix, side by side in one run with
+# Postfix alone, a no-op pymilter and rspamd as a milter (bench/harness, see its
+# header).  mailadmin runs with every rule type active on a store of
+# $MAILBOXES mailboxes (bench/populate.py), scanners off, as:
+#   M   milter over loopback TCP        MU  milter over a unix socket
+#   P   Postfix policy delegation
+#
+#   bash bench/run.sh [harness options, e.g. --rounds 3 --messages 3000]
+# Results: bench/harness/results/<stamp>-mailadmin/summary.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bash scripts/bootstrap.sh run >/dev/null
+MAILBOXES=${MAILBOXES:-100000}
+work=${BENCH_WORK:-/tmp/mailadmin-bench}
+mkdir -p "$work"
+chmod 755 "$work"
+db="$work/store-$MAILBOXES.db"
+if [ ! -f "$db" ]; then
+    .venv/bin/python bench/populate.py "sqlite:///$db" "$MAILBOXES"
+fi
+
+env_common=(
+    MAILADMIN_CONFIG="$root/conf/mailadmin.toml"
+    MAILADMIN_DATABASE_URL="sqlite:///$db"
+    MAILADMIN_GEOIP_DATABASE_PATH="$root/var/geoip/dbip-country.mmdb"
+    MAILADMIN_LOGGING_LEVEL=INFO
+)
+serve() {  # serve ROLE VAR=VALUE...
+    local role=$1; shift
+    echo "env ${env_common[*]} $* $root/.venv/bin/mailadmin serve $role"
+}
+
+cd bench/harness
+exec ./run.sh --configs A,B,CU,D --rounds 3 --messages 3000 --tag mailadmin \
+    --milter inet:127.0.0.1:21200 \
+    --milter-cmd "$(serve milter MAILADMIN_MILTER_LISTEN=inet:127.0.0.1:21200)" \
+    --milter-unix "unix:$work/milter.sock" \
+    --milter-unix-cmd "$(serve milter MAILADMIN_MILTER_LISTEN=unix:$work/milter.sock)" \
+    --policy inet:127.0.0.1:21201 \
+    --policy-cmd "$(serve policy MAILADMIN_POSTFIX_POLICY_LISTEN=inet:127.0.0.1:21201)" \
+    "$@"
