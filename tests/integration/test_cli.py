@@ -282,3 +282,36 @@ def test_env_override_is_validated(conf_copy: Path, capsys: pytest.CaptureFixtur
 def test_shipped_config_checks_clean(conf_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(conf_copy / "conf" / "mailadmin.toml"), "check-config"]) == 0
     assert "configuration OK" in capsys.readouterr().out
+
+
+def test_quarantine_list_release_delete_purge(cli: Run, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from mailadmin.store import db, outbox, quarantine
+
+    cli("mailbox", "add", "taro@example.jp")
+    url = __import__("os").environ["MAILADMIN_DATABASE_URL"]
+    factory = db.make_session_factory(db.make_engine(url))
+    now = dt.datetime.now(dt.timezone.utc)
+    with factory.begin() as s:
+        ids = [
+            quarantine.add_item(s, "taro@example.jp", f"Subject: n{i}\r\n\r\nx".encode(),
+                                sender=f"s{i}@example.org", subject=f"件名{i}", reason="reject_sender:example.org",
+                                queue_id=None, now=now - dt.timedelta(days=age), retention_days=7)
+            for i, age in enumerate((0, 0, 8))
+        ]
+    code, out, _ = cli("quarantine", "list", "taro@example.jp")
+    assert code == 0 and len(out.splitlines()) == 3
+    assert "s0@example.org" in out and "件名0" in out and "reject_sender:example.org" in out
+
+    assert cli("quarantine", "release", str(ids[0]))[0] == 0
+    with factory() as s:
+        released = [i for i in outbox.due(s, now + dt.timedelta(seconds=1)) if i.purpose == "release"]
+    assert [r.rcpt_tos for r in released] == [["taro@example.jp"]]
+
+    assert cli("quarantine", "delete", str(ids[1]))[0] == 0
+    code, out, _ = cli("quarantine", "purge")
+    assert code == 0 and out.startswith("1 expired")
+    assert cli("quarantine", "list")[1] == ""
+    code, _, err = cli("quarantine", "release", "9999")
+    assert code == 1 and err
