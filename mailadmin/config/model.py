@@ -150,6 +150,8 @@ class QuarantinePolicy:
 @dataclass(frozen=True, slots=True)
 class AutoReplyPolicy:
     window_hours: int = 24
+    # the zone in which a subscriber's auto-reply start and end dates are meant
+    timezone: str = "Asia/Tokyo"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,14 @@ def _threshold(value: float) -> float:
 
 _FAIL_MODE = one_of("tempfail", "accept_tagged")
 
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"{value!r} is not an IANA time zone name (e.g. \"Asia/Tokyo\")") from None
+    return value
+
 CHECKS: dict[str, dict[str, Check]] = {
     "password": {
         "min_length": int_range(1, 128),
@@ -100,7 +109,7 @@ CHECKS: dict[str, dict[str, Check]] = {
         "retention_days": int_range(1, 365),
         "notice_interval_minutes": int_range(1),
     },
-    "auto_reply": {"window_hours": int_range(1, 168)},
+    "auto_reply": {"window_hours": int_range(1, 168), "timezone": _timezone},
     "spam_scan": {"threshold": _threshold, "subject_tag": single_line},
     "overseas": {
         "home_countries": home_countries,

@@ -10,6 +10,7 @@ database ones (quarantine row, outbox rows, auto-reply claim) in one transaction
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 
 from mailadmin.checks.context import RecipientContext
@@ -144,7 +145,8 @@ def plan_auto_reply(ctx: RecipientContext) -> tuple[AutoReplyTo | None, str]:
     ar = ctx.rules.auto_reply
     if not ar.enabled:
         return None, "off"
-    if not _auto_reply_date_ok(ctx, ctx.now.date()):
+    local_today = ctx.now.astimezone(zoneinfo.ZoneInfo(ctx.policy.auto_reply.timezone)).date()
+    if not _auto_reply_date_ok(ctx, local_today):
         return None, "outside_period"
     sender = ctx.envelope.mail_from
     why_not = auto_reply_suppression(ctx.message, sender, ctx.recipient)

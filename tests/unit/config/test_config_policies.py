@@ -104,3 +104,11 @@ def test_override_cannot_break_a_combined_rule_without_being_named(tree: Tree) -
 )
 def test_domain_file_names(name: str, valid: bool) -> None:
     assert is_domain_name(name) is valid
+
+
+def test_auto_reply_timezone_must_be_an_iana_zone(tree: Tree) -> None:
+    tree.replace("policies/default.toml", 'timezone = "Asia/Tokyo"', 'timezone = "Japan/Osaka"')
+    with pytest.raises(ConfigError) as caught:
+        load_all(tree.conf_file)
+    assert caught.value.file == str(tree.path("policies/default.toml"))
+    assert "auto_reply.timezone" in caught.value.reason and "IANA" in caught.value.reason

@@ -315,3 +315,14 @@ async def test_check_submission_before_data() -> None:
     assert await engine.check_submission(outbound("133.0.0.1")) is None
     # not authenticated: receiving is never restricted
     assert await engine.check_submission(Envelope("a@example.org", ("taro@example.jp",), client_address="8.8.8.8")) is None
+
+
+async def test_auto_reply_dates_are_local_dates() -> None:
+    """An auto-reply ending 2026-11-30 still answers at 23:30 in Tokyo that day (14:30 UTC)."""
+    ar = AutoReply(enabled=True, subject="Away", body="x", end_date=dt.date(2026, 11, 30))
+    box = rules_for("taro@example.jp", auto_reply=ar)
+    late_in_tokyo = dt.datetime(2026, 11, 30, 14, 30, tzinfo=dt.timezone.utc)
+    next_day_in_tokyo = dt.datetime(2026, 11, 30, 15, 30, tzinfo=dt.timezone.utc)
+    for when, expected in ((late_in_tokyo, True), (next_day_in_tokyo, False)):
+        o = (await make_engine([box], now=when).decide(env(box.address), Message(make_message()))).outcome(box.address)
+        assert any(isinstance(e, AutoReplyTo) for e in o.effects) is expected
