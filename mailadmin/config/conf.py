@@ -37,7 +37,7 @@ from mailadmin.config._schema import (
     values_of,
 )
 from mailadmin.config._sources import Sources, locate, parse_toml
-from mailadmin.config.model import ContentFilterConf, PathsConf, RuntimeConf
+from mailadmin.config.model import PathsConf, RuntimeConf
 from mailadmin.errors import ConfigError
 
 ENV_PREFIX = "MAILADMIN_"
@@ -185,11 +185,7 @@ CHECKS: dict[str, dict[str, Check]] = {
     "geoip": {"database_path": non_empty, "country_field": country_field},
     "milter": _LISTENER,
     "postfix_policy": _LISTENER,
-    "content_filter": {
-        "listen": listen_address,
-        "reinject_host": _host,
-        "reinject_port": int_range(1, 65535),
-    },
+    "content_filter": {"listen": listen_address},
     "web": {"listen": listen_address, "base_url": http_base_url},
     "domains": {"smtp_server": server_name_template, "pop_server": server_name_template},
     "logging": {"level": log_level},
@@ -197,16 +193,7 @@ CHECKS: dict[str, dict[str, Check]] = {
 }
 
 
-def _content_filter_loop(conf: ContentFilterConf) -> tuple[tuple[str, ...], str] | None:
-    # Re-injecting into our own listener would send every message round forever.
-    if conf.enabled and conf.listen.startswith("inet:"):
-        host, port = split_host_port(conf.listen[len("inet:") :])
-        if (host, port) == (conf.reinject_host, conf.reinject_port):
-            return ("reinject_port", "reinject_host"), "re-injects into the content filter's own listener"
-    return None
-
-
-TABLE_CHECKS: dict[str, TableCheck] = {"content_filter": _content_filter_loop}
+TABLE_CHECKS: dict[str, TableCheck] = {}
 
 
 # ------------------------------------------------------------------ environment
@@ -274,6 +261,19 @@ def _listener_clash(conf: RuntimeConf, origins: dict[str, dict[str, Value]], fil
         seen[listen] = table
 
 
+def _relay_loop(conf: RuntimeConf, origins: dict[str, dict[str, Value]], file: str) -> None:
+    # The relay must be an MTA listener that does not run mailadmin again:
+    # relaying into our own content filter would send every message round forever.
+    cf = conf.content_filter
+    if not (cf.enabled and cf.listen.startswith("inet:")):
+        return
+    host, port = split_host_port(cf.listen[len("inet:") :])
+    if (host, port) == (conf.relay.host, conf.relay.port):
+        value = origins.get("relay", {}).get("port") or origins.get("relay", {}).get("host")
+        origin = value.origin if value is not None else Origin(file, None)
+        raise origin.error("relay.port", "relays into the content filter's own listener")
+
+
 def load_runtime_conf(
     config_file: Path, environ: Mapping[str, str], sources: Sources
 ) -> RuntimeConf:
@@ -312,5 +312,6 @@ def load_runtime_conf(
         )
     conf = RuntimeConf(**tables, source=Path(os.path.abspath(config_file)))
     _listener_clash(conf, values, file)
+    _relay_loop(conf, values, file)
     return conf
 

@@ -33,8 +33,15 @@ class ScannerConf:
 
 @dataclass(frozen=True, slots=True)
 class RelayConf:
+    """The one SMTP relay for every message the daemon sends (SPEC §10).
+
+    It must not pass mail through mailadmin again, or re-injected copies and
+    notices would be filtered twice: Postfix's 127.0.0.1:10026 smtpd with
+    ``-o smtpd_milters= -o content_filter=`` (conf/postfix/), hence the port.
+    """
+
     host: str = "127.0.0.1"
-    port: int = 25
+    port: int = 10026
     timeout_seconds: float = 30.0
     helo_name: str = "localhost"
 
@@ -58,8 +65,6 @@ class ListenerConf:
 class ContentFilterConf:
     listen: str = "inet:127.0.0.1:10025"
     enabled: bool = False
-    reinject_host: str = "127.0.0.1"
-    reinject_port: int = 10026
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ def test_bad_override_names_the_variable(tree: Tree, name: str, value: str, reas
 
 
 def test_environment_does_not_hide_file_errors_elsewhere(tree: Tree) -> None:
-    tree.replace("conf/mailadmin.toml", "port = 25", "port = 0")
+    tree.replace("conf/mailadmin.toml", "port = 10026", "port = 0")
     with pytest.raises(ConfigError) as caught:
         load_all(tree.conf_file, {"MAILADMIN_CLAMD_ADDRESS": "/run/clamd.sock"})
     assert caught.value.file == str(tree.conf_file)

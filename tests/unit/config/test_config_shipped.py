@@ -77,7 +77,8 @@ def test_shipped_configuration_loads_with_production_defaults() -> None:
     assert conf.database.url == "sqlite:////var/lib/mailadmin/mailadmin.db"
     assert conf.clamd.address == "/run/clamav/clamd.ctl"
     assert conf.spamd.address == "127.0.0.1:783"
-    assert (conf.relay.host, conf.relay.port) == ("127.0.0.1", 25)
+    # The relay is the MTA listener that does not run mailadmin again (SPEC §10).
+    assert (conf.relay.host, conf.relay.port) == ("127.0.0.1", 10026)
     assert conf.milter.listen == "unix:/var/spool/postfix/mailadmin/milter.sock"
     assert conf.postfix_policy.listen == "inet:127.0.0.1:10040"
     assert conf.web.listen == "inet:127.0.0.1:8080"
