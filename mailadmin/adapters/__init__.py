@@ -1,0 +1,1 @@
+"""MTA adapters: milter, Postfix policy delegation and the SMTP content filter (SPEC §10)."""
