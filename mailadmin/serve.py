@@ -1,8 +1,32 @@
-"""``mailadmin serve``: run the daemon's roles in one asyncio process.
+"""``mailadmin serve [all|milter|policy|filter|jobs]``: the daemon's roles (SPEC §10, §11).
 
-Today this runs the background jobs (quarantine purge) and the configuration
-watcher that reloads filters/ and policies/ without a restart (SPEC §11); the
-MTA-facing roles join it as they are built.  SIGTERM/SIGINT stop it cleanly.
+``all`` runs, in one asyncio process, every MTA-facing listener whose
+``enabled`` is true in conf/ (milter, Postfix policy delegation, SMTP content
+filter), the background jobs (outbox, quarantine purge, quarantine notices)
+and the configuration watcher.  A role name runs that role alone, for hosts
+that split them over several systemd units (systemd/); every listener role
+also runs the watcher, so a filters/ edit governs the next message in every
+process.
+
+Lifecycle:
+
+- startup: each listener's real address is printed (a port 0 in conf/ shows
+  the port the kernel gave); ``READY=1`` goes to systemd once every listener
+  accepts connections;
+- SIGHUP, and a check every second, reload conf/, policies/ and filters/
+  (:class:`ConfigHolder`: all or nothing; a broken edit keeps the running
+  configuration and is logged);
+- SIGTERM/SIGINT: ``STOPPING=1``; the listeners stop accepting; connections
+  already open get :data:`DRAIN_SECONDS` to finish their SMTP/milter/policy
+  exchange; whatever is still running then is cancelled and its connection
+  dropped, which the MTA answers with a temporary failure and retries later.
+  Nothing is half-applied: a decision's database effects are one transaction
+  (engine/execute.py).  The jobs stop last, so mail queued by the final
+  transactions still leaves; the exit status is 0.
+
+The web UI (mailadmin/webapp/) becomes one more entry of :data:`LISTENER_ROLES`
+(``"web"``, started from ``config.conf.web``) and a choice of the CLI's serve
+sub-command; nothing else here changes.
 """
 
 from __future__ import annotations
@@ -12,78 +36,230 @@ import asyncio
 import logging
 import os
 import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from mailadmin.config import resolve_config_file
 from mailadmin.config.model import Config
 from mailadmin.config.reload import ConfigHolder
+from mailadmin.listeners import bound_address
 from mailadmin.sd_notify import notify
 from mailadmin.store import quarantine
-from mailadmin.wiring import open_store, utcnow
+from mailadmin.wiring import Runtime, make_runtime, open_store, utcnow
 
 log = logging.getLogger(__name__)
 
-PURGE_INTERVAL_SECONDS = 3600.0
 RELOAD_INTERVAL_SECONDS = 1.0
+# Open connections get this long to finish after SIGTERM; below systemd's
+# TimeoutStopSec (30 s in systemd/), so the stop never ends in SIGKILL.
+DRAIN_SECONDS = 10.0
+# Jobs are stopped after the listeners; a send in progress gets this long.
+JOBS_STOP_SECONDS = 10.0
+DRAIN_POLL_SECONDS = 0.05
+
+Starter = Callable[[str, Runtime], Awaitable[asyncio.base_events.Server]]
+JobLoop = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
 
 
-async def _purge_loop(holder: ConfigHolder, once: bool) -> None:
-    store = open_store(holder.current)
-    while True:
-        def purge() -> int:
-            with store.session_factory.begin() as session:
-                return quarantine.purge_expired(session, utcnow())
+@dataclass(frozen=True)
+class ListenerRole:
+    """A role that listens: whether and where conf/ says so, and how it starts."""
 
-        n = await asyncio.to_thread(purge)
-        if n:
-            log.info("quarantine purge deleted=%d", n)
-        if once:
-            return
-        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+    name: str
+    enabled: Callable[[Config], bool]
+    listen: Callable[[Config], str]
+    start: Callable[[], Starter]  # imported on use: a role loads only its own adapter
+
+
+def _milter() -> Starter:
+    from mailadmin.adapters.milter import start_milter
+
+    return start_milter
+
+
+def _policy() -> Starter:
+    from mailadmin.adapters.postfix_policy import start_postfix_policy
+
+    return start_postfix_policy
+
+
+def _filter() -> Starter:
+    from mailadmin.adapters.content_filter import start_content_filter
+
+    return start_content_filter
+
+
+LISTENER_ROLES: tuple[ListenerRole, ...] = (
+    ListenerRole("milter", lambda c: c.conf.milter.enabled, lambda c: c.conf.milter.listen, _milter),
+    ListenerRole(
+        "policy", lambda c: c.conf.postfix_policy.enabled, lambda c: c.conf.postfix_policy.listen, _policy
+    ),
+    ListenerRole(
+        "filter", lambda c: c.conf.content_filter.enabled, lambda c: c.conf.content_filter.listen, _filter
+    ),
+)
+ROLES = ("all", *(r.name for r in LISTENER_ROLES), "jobs")
+
+
+def _job_loops() -> dict[str, JobLoop]:
+    from mailadmin import jobs
+
+    return {
+        "outbox": jobs.run_outbox,
+        "quarantine_purge": jobs.run_quarantine_purge,
+        "quarantine_notices": jobs.run_quarantine_notices,
+    }
+
+
+def _say(text: str) -> None:
+    # stdout, flushed: what an operator (or a test harness) waits for.
+    print(f"mailadmin: {text}", flush=True)
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def _log_refused(error: Exception) -> None:
+    log.error("configuration reload refused, keeping the running one: %s", error)
 
 
 async def _reload_loop(holder: ConfigHolder) -> None:
     while True:
         await asyncio.sleep(RELOAD_INTERVAL_SECONDS)
-        error = holder.reload_if_changed()
+        # Stat'ing a few files is cheap, but a slow disk must not stall SMTP.
+        error = await asyncio.to_thread(holder.reload_if_changed)
         if error is not None:
-            log.error("configuration reload refused, keeping the running one: %s", error)
+            _log_refused(error)
 
 
 def _reload_now(holder: ConfigHolder) -> None:
     notify("RELOADING=1")
     error = holder.reload()
     if error is not None:
-        log.error("configuration reload refused, keeping the running one: %s", error)
+        _log_refused(error)
     else:
         log.info("configuration reloaded")
     notify("READY=1")
 
 
-async def _run(holder: ConfigHolder, role: str, once: bool) -> None:
+# ------------------------------------------------------------------ shutdown
+
+
+async def _drain(servers: list[asyncio.base_events.Server], keep: set[asyncio.Task[Any]],
+                 grace_seconds: float) -> None:
+    """Stop accepting; let open connections finish for ``grace_seconds``; cancel the rest.
+
+    Python 3.11's ``Server.wait_closed`` does not wait for accepted
+    connections, so the connections are found as the tasks the servers
+    started: every task of this loop that is not one of ``keep``.
+    """
+    for server in servers:
+        server.close()
+    deadline = time.monotonic() + grace_seconds
+
+    def open_connections() -> set[asyncio.Task[Any]]:
+        return {t for t in asyncio.all_tasks() if t not in keep and not t.done()}
+
+    pending = open_connections()
+    if pending:
+        log.info("waiting up to %.0f s for %d open connection(s)", grace_seconds, len(pending))
+    while pending and time.monotonic() < deadline:
+        await asyncio.sleep(DRAIN_POLL_SECONDS)
+        pending = open_connections()
+    if pending:
+        log.warning("dropping %d connection(s) still open after %.0f s", len(pending), grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[None]], grace_seconds: float) -> None:
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ------------------------------------------------------------------ running
+
+
+async def _purge_once(holder: ConfigHolder) -> None:
+    store = open_store(holder.current)
+
+    def purge() -> int:
+        with store.session_factory.begin() as session:
+            return quarantine.purge_expired(session, utcnow())
+
+    n = await asyncio.to_thread(purge)
+    _say(f"{n} expired quarantine item(s) deleted")
+
+
+async def _run(holder: ConfigHolder, role: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload_now, holder)
-    tasks = [asyncio.create_task(_purge_loop(holder, once))]
-    if once:
-        await tasks[0]
-        return
-    tasks.append(asyncio.create_task(_reload_loop(holder)))
-    log.info("mailadmin serving role=%s pid=%d config=%s", role, os.getpid(), holder.current.conf.source)
+
+    config = holder.current
+    runtime = make_runtime(lambda: holder.current)
+    current = asyncio.current_task()
+    keep: set[asyncio.Task[Any]] = {current} if current is not None else set()
+
+    background: list[asyncio.Task[None]] = [asyncio.create_task(_reload_loop(holder), name="reload")]
+    jobs_stop = asyncio.Event()
+    job_tasks: list[asyncio.Task[None]] = []
+    if role in ("all", "jobs"):
+        for name, job in _job_loops().items():
+            job_tasks.append(asyncio.create_task(job(runtime, jobs_stop), name=f"job:{name}"))
+            _say(f"job {name} running")
+    keep.update(background)
+    keep.update(job_tasks)
+
+    servers: list[asyncio.base_events.Server] = []
+    try:
+        for listener in LISTENER_ROLES:
+            if role not in ("all", listener.name):
+                continue
+            if not listener.enabled(config):
+                if role == listener.name:
+                    log.warning("%s is disabled in %s; nothing to listen on", listener.name, config.conf.source)
+                continue
+            server = await listener.start()(listener.listen(config), runtime)
+            servers.append(server)
+            _say(f"{listener.name} listening on {bound_address(server)}")
+    except BaseException:
+        for server in servers:
+            server.close()
+        jobs_stop.set()
+        await _stop_tasks(background + job_tasks, 0.0)
+        raise
+
+    log.info("mailadmin serving role=%s pid=%d config=%s", role, os.getpid(), config.conf.source)
     notify("READY=1")
-    print(f"mailadmin: serving ({role}); database {holder.current.conf.database.url}; Ctrl-C to stop", flush=True)
+    _say(f"serving ({role}); database {config.conf.database.url}")
     await stop.wait()
+
     notify("STOPPING=1")
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    log.info("stopping")
+    await _drain(servers, keep, DRAIN_SECONDS)
+    jobs_stop.set()
+    await _stop_tasks(job_tasks, JOBS_STOP_SECONDS)
+    await _stop_tasks(background, 0.0)
     log.info("mailadmin stopped")
+    _say("stopped")
 
 
 def serve(args: argparse.Namespace, config: Config) -> int:
     environ = dict(os.environ)
     holder = ConfigHolder(Path(resolve_config_file(args.config, environ)), environ)
-    asyncio.run(_run(holder, args.role, args.once))
+    if args.once:
+        asyncio.run(_purge_once(holder))
+        return 0
+    asyncio.run(_run(holder, args.role))
     return 0
