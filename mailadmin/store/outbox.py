@@ -112,25 +112,35 @@ def claim_due(session: Session, now: dt.datetime, lease_seconds: float, limit: i
     right after, so the lease is visible to everyone before sending starts.
     """
     lease_until = now + dt.timedelta(seconds=lease_seconds)
-    candidates = [_item(row) for row in session.scalars(_due_query(now, limit))]
     won: list[OutboxItem] = []
-    for item in candidates:
-        result = cast(
-            CursorResult[Any],
-            session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == item.id,
-                    OutboxMessage.sent_at.is_(None),
-                    OutboxMessage.next_attempt_at <= now,
-                )
-                .values(next_attempt_at=lease_until)
-                .execution_options(synchronize_session=False),
-                execution_options={"preserve_rowcount": True},
-            ),
-        )
-        if result.rowcount == 1:
-            won.append(dataclasses.replace(item, next_attempt_at=lease_until))
+    tried: set[int] = set()
+    while len(won) < limit:
+        query = _due_query(now, limit - len(won))
+        if tried:
+            # Items another claimer took are skipped, so losing a race never
+            # leaves this claimer empty-handed while others are still due.
+            query = query.where(OutboxMessage.id.not_in(tried))
+        candidates = [_item(row) for row in session.scalars(query)]
+        if not candidates:
+            break
+        for item in candidates:
+            tried.add(item.id)
+            result = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id == item.id,
+                        OutboxMessage.sent_at.is_(None),
+                        OutboxMessage.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=lease_until)
+                    .execution_options(synchronize_session=False),
+                    execution_options={"preserve_rowcount": True},
+                ),
+            )
+            if result.rowcount == 1:
+                won.append(dataclasses.replace(item, next_attempt_at=lease_until))
     # The ORM identity map still holds the rows as selected; later reads must see the lease.
     session.expire_all()
     return won
@@ -148,10 +158,13 @@ def _row(session: Session, item_id: int) -> OutboxMessage:
     return row
 
 
-def mark_sent(session: Session, item_id: int, now: dt.datetime) -> None:
-    """The relay accepted the message."""
+def mark_sent(session: Session, item_id: int, now: dt.datetime, *, error: str | None = None) -> None:
+    """The relay accepted the message; ``error`` records the recipients it
+    refused while taking the others."""
     row = _row(session, item_id)
     row.sent_at = now
+    if error is not None:
+        row.last_error = error[:MAX_ERROR_LENGTH]
     session.flush()
 
 
