@@ -272,3 +272,8 @@ class DeletedAddress(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(254), unique=True)
     deleted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+# The admin page's session table lives in its own module; importing it here
+# puts it in Base.metadata, which the migrations are checked against.
+from mailadmin.store import web_sessions as _web_sessions  # noqa: E402,F401

@@ -29,15 +29,15 @@ def test_upgrade_creates_the_directory_and_reaches_head(tmp_path: Path) -> None:
     assert not path.exists()  # asking for the revision creates nothing
     db.upgrade(url)
     assert path.is_file()
-    assert db.current_revision(url) == db.head_revision() == "0001"
+    assert db.current_revision(url) == db.head_revision() == "0002"
     db.upgrade(url)  # idempotent
-    assert db.current_revision(url) == "0001"
+    assert db.current_revision(url) == "0002"
 
 
 def test_url_with_percent_sign(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/100%25/mail.db"
     db.upgrade(url)
-    assert db.current_revision(url) == "0001"
+    assert db.current_revision(url) == "0002"
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:
@@ -75,7 +75,7 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
     finally:
         engine.dispose()
     db.upgrade(db_url)
-    assert db.current_revision(db_url) == "0001"
+    assert db.current_revision(db_url) == "0002"
 
 
 def test_sqlite_connection_settings(factory: sessionmaker[Session]) -> None:

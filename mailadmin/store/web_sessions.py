@@ -1,0 +1,102 @@
+"""Sessions of the mailbox admin page (SPEC §1: login, logout, idle expiry).
+
+The browser holds a random token; the table holds only its SHA-256, so a
+copy of the database does not let anyone take over a session.  Each row
+belongs to one mailbox and carries that session's CSRF token.  A session
+ends at logout, after ``idle_seconds`` without a request, after
+``max_age_seconds`` in all, or when its mailbox is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import ForeignKey, Index, String, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from mailadmin.errors import NotFound
+from mailadmin.mailtext.addresses import canonical_address
+from mailadmin.store.models import Base, Mailbox, UTCDateTime
+
+TOKEN_BYTES = 32
+
+
+def _mailbox_id(session: Session, address: str) -> int:
+    found = session.scalar(select(Mailbox.id).where(Mailbox.address == canonical_address(address)))
+    if found is None:
+        raise NotFound(f"mailbox {address} does not exist")
+    return found
+
+
+class WebSession(Base):
+    """One logged-in browser."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_last_seen_at", "last_seen_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    mailbox: str
+    csrf_token: str
+    created_at: dt.datetime
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_session(session: Session, address: str, now: dt.datetime) -> str:
+    """A new session of ``address``; returns the token for the browser's cookie."""
+    mailbox_id = _mailbox_id(session, address)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    session.add(WebSession(token_hash=_hash(token), mailbox_id=mailbox_id,
+                           csrf_token=secrets.token_urlsafe(TOKEN_BYTES),
+                           created_at=now, last_seen_at=now))
+    session.flush()
+    return token
+
+
+def touch_session(
+    session: Session, token: str, now: dt.datetime, *, idle_seconds: int, max_age_seconds: int
+) -> SessionInfo | None:
+    """The live session of ``token``, its idle clock restarted; None (and the row
+    deleted) when it is unknown or expired."""
+    row = session.get(WebSession, _hash(token))
+    if row is None:
+        return None
+    if (now - row.last_seen_at > dt.timedelta(seconds=idle_seconds)
+            or now - row.created_at > dt.timedelta(seconds=max_age_seconds)):
+        session.delete(row)
+        session.flush()
+        return None
+    row.last_seen_at = now
+    address = session.scalar(select(Mailbox.address).where(Mailbox.id == row.mailbox_id))
+    if address is None:
+        return None
+    session.flush()
+    return SessionInfo(address, row.csrf_token, row.created_at)
+
+
+def delete_session(session: Session, token: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.token_hash == _hash(token)))
+
+
+def delete_mailbox_sessions(session: Session, address: str) -> None:
+    """End every session of ``address`` (after a password change elsewhere, say)."""
+    session.execute(delete(WebSession).where(WebSession.mailbox_id == _mailbox_id(session, address)))
+
+
+def purge_sessions(session: Session, idle_before: dt.datetime) -> int:
+    """Delete sessions idle since before ``idle_before``; returns how many."""
+    result = session.execute(delete(WebSession).where(WebSession.last_seen_at < idle_before))
+    return int(getattr(result, "rowcount", 0))
