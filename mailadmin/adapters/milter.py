@@ -1,0 +1,506 @@
+"""The milter adapter: Postfix's ``smtpd_milters`` ↔ the engine (SPEC §10).
+
+One asyncio task per MTA connection; one connection carries many messages
+(state is reset at ABORT and after end of message).  The protocol itself is
+in :mod:`mailadmin.adapters.milter_codec`.
+
+What is negotiated: the events we read (connect, HELO, MAIL, RCPT, headers,
+body, end of message), without DATA, end-of-headers and unknown commands,
+and "no reply" for every event except MAIL and end of message; the actions
+add/change header and delete recipient.  Over TCP, ``TCP_QUICKACK`` is set
+after each read: with "no reply" the MTA writes packets back to back, and a
+delayed ACK of ours would hold its next packet behind Nagle for 40 ms.
+
+- MAIL of an authenticated submission (``{auth_authen}`` set): the overseas
+  check alone (:meth:`Engine.check_submission`); a refusal is the engine's
+  ``554 5.7.1`` reply, which says how to unlock sending.
+- End of message: the message is rebuilt as the MTA will deliver it
+  (headers, blank line, body; CRLF) and decided.  A temporary failure of any
+  recipient answers ``451 4.7.1`` for the message; a refusal ``554``.
+  Otherwise one content group stays in the MTA's transaction — the group
+  with no content changes if there is one, else the largest — and its
+  changes become header actions (computed by rendering the copy with
+  :func:`mailadmin.engine.execute.render_copy` and comparing header fields,
+  so the kept copy is byte-for-byte the re-injected copy's twin).  Every
+  other recipient is deleted from the transaction; the other groups are
+  re-injected through the outbox by ``runtime.apply``, which also writes
+  quarantine rows, forwards, auto-replies and virus reports.  ``apply`` runs
+  before any answer; if it fails the message is tempfailed, never accepted.
+  When no recipient keeps a copy the answer is DISCARD (no bounce).
+- Anything unexpected: logged with the queue id, and the message is
+  tempfailed.  A malformed packet closes the connection (the MTA applies its
+  ``milter_default_action``).
+
+Shutdown: the server returned by :func:`start_milter` is an ordinary
+``asyncio`` server.  After ``server.close()`` idle connections (between
+messages) are closed within :data:`CLOSE_POLL_SECONDS`, and a connection in
+the middle of a message is closed as soon as that message is answered, so a
+caller waiting for the connection tasks (``mailadmin serve``) sees them end
+promptly.  :meth:`MilterService.drain` does the same for callers that hold
+the service object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mailadmin.adapters import milter_codec as mc
+from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
+from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.engine.execute import render_copy
+from mailadmin.errors import ProtocolViolation
+from mailadmin.listeners import start_stream_server
+
+if TYPE_CHECKING:
+    from mailadmin.wiring import Runtime
+
+log = logging.getLogger(__name__)
+
+WANTED_ACTIONS = mc.Action.ADDHDRS | mc.Action.CHGHDRS | mc.Action.DELRCPT
+# Events we never look at.
+SKIPPED_EVENTS = mc.Proto.NODATA | mc.Proto.NOEOH | mc.Proto.NOUNKNOWN
+# Events answered without a reply: everything but MAIL (the submission check
+# may refuse it) and end of message.
+NO_REPLY = (mc.Proto.NR_CONN | mc.Proto.NR_HELO | mc.Proto.NR_RCPT | mc.Proto.NR_HDR
+            | mc.Proto.NR_BODY | mc.Proto.NR_DATA | mc.Proto.NR_EOH | mc.Proto.NR_UNKN)
+CLOSE_POLL_SECONDS = 0.2
+UNEXPECTED_TEMPFAIL = SmtpReply(451, "4.7.1", "Temporary local problem; try again later")
+
+_NO_REPLY_BIT: dict[type, mc.Proto] = {
+    mc.Connect: mc.Proto.NR_CONN, mc.Helo: mc.Proto.NR_HELO, mc.Mail: mc.Proto.NR_MAIL,
+    mc.Rcpt: mc.Proto.NR_RCPT, mc.Data: mc.Proto.NR_DATA, mc.Header: mc.Proto.NR_HDR,
+    mc.EndOfHeaders: mc.Proto.NR_EOH, mc.Body: mc.Proto.NR_BODY, mc.Unknown: mc.Proto.NR_UNKN,
+}
+# Macros sent with these commands belong to one message and go with it.
+_MESSAGE_STAGES = frozenset({b"M", b"R", b"T", b"L", b"N", b"B", b"E"})
+
+
+def negotiate(offer: mc.OptNeg) -> mc.OptNegReply:
+    """Our answer to the MTA's offer: only what it offered, only what we use."""
+    if offer.version < mc.MIN_PROTOCOL_VERSION:
+        raise ProtocolViolation(f"milter protocol version {offer.version} is too old")
+    actions = WANTED_ACTIONS & offer.actions
+    if actions != WANTED_ACTIONS:
+        log.warning("the MTA does not offer milter actions %s; recipients or headers can't be changed",
+                    WANTED_ACTIONS & ~offer.actions)
+    protocol = (SKIPPED_EVENTS | NO_REPLY) & offer.protocol
+    return mc.OptNegReply(min(offer.version, mc.PROTOCOL_VERSION), actions, protocol)
+
+
+def strip_address(arg: str) -> str:
+    """``<a@b>`` → ``a@b``; ``<>`` → ``""``."""
+    address = arg.strip()
+    if address.startswith("<") and address.endswith(">"):
+        address = address[1:-1]
+    return address.strip()
+
+
+# ---------------------------------------------------------------- header edits
+
+
+def header_fields(raw: bytes) -> list[tuple[str, str]]:
+    """The header fields of ``raw`` as the MTA reports them: name, and the
+    value with one leading space removed and continuation lines joined by
+    ``\\n`` (Postfix's and Sendmail's milter form)."""
+    fields: list[tuple[str, str]] = []
+    for line in raw.split(b"\n"):
+        line = line[:-1] if line.endswith(b"\r") else line
+        if not line:
+            break
+        text = line.decode("utf-8", "surrogateescape")
+        if text[:1] in (" ", "\t"):
+            if fields:
+                name, value = fields[-1]
+                fields[-1] = (name, value + "\n" + text)
+            continue
+        name, colon, value = text.partition(":")
+        if not colon:
+            continue
+        fields.append((name.strip(), value[1:] if value.startswith(" ") else value))
+    return fields
+
+
+def header_actions(original: bytes, target: bytes) -> list[mc.Response]:
+    """Milter header actions that turn ``original``'s header into ``target``'s.
+
+    Per field name, the n-th original field is changed to the n-th target
+    field (CHGHEADER with its 1-based index); surplus original fields are
+    deleted from the last one up, so no index shifts under a later action;
+    surplus target fields are inserted at the top in their target order.
+    """
+    old: dict[str, list[tuple[str, str]]] = {}
+    for name, value in header_fields(original):
+        old.setdefault(name.lower(), []).append((name, value))
+    seen: dict[str, int] = {}
+    changes: list[mc.Response] = []
+    deletes: list[mc.ChangeHeader] = []
+    inserts: list[tuple[str, str]] = []
+    for name, value in header_fields(target):
+        key = name.lower()
+        index = seen[key] = seen.get(key, 0) + 1
+        was = old.get(key, [])
+        if index > len(was):
+            inserts.append((name, value))
+            continue
+        old_name, old_value = was[index - 1]
+        if value == old_value:
+            continue
+        if value.strip():
+            changes.append(mc.ChangeHeader(index, old_name, value))
+            continue
+        # An empty value would mean "delete": delete, then insert.
+        deletes.append(mc.ChangeHeader(index, old_name, ""))
+        inserts.append((name, value))
+    for key, was in old.items():
+        for index in range(seen.get(key, 0) + 1, len(was) + 1):
+            deletes.append(mc.ChangeHeader(index, was[index - 1][0], ""))
+    deletes.sort(key=lambda d: -d.index)
+    top = [mc.InsertHeader(0, name, value) for name, value in reversed(inserts)]
+    return changes + list(deletes) + list(top)
+
+
+# ---------------------------------------------------------------- decisions → actions
+
+
+@dataclass(frozen=True, slots=True)
+class EomPlan:
+    """What end of message does: the kept group (or none), the groups to
+    re-inject, and the actions for the MTA (the final verdict last)."""
+
+    kept: ContentGroup | None
+    reinject: tuple[ContentGroup, ...]
+    actions: tuple[mc.Response, ...]
+
+
+def choose_kept(groups: Sequence[ContentGroup]) -> ContentGroup | None:
+    """The group with no content changes if any, else the largest (first on a tie)."""
+    for group in groups:
+        if not group.changes:
+            return group
+    best: ContentGroup | None = None
+    for group in groups:
+        if best is None or len(group.recipients) > len(best.recipients):
+            best = group
+    return best
+
+
+def reply_action(reply: SmtpReply) -> mc.ReplyCode:
+    return mc.ReplyCode(reply.code, reply.status, reply.text)
+
+
+def plan_eom(decision: Decision, raw: bytes, rcpt_args: Sequence[str]) -> EomPlan:
+    """The MTA actions for ``decision``; ``rcpt_args`` are the recipients as
+    the MTA sent them (DELRCPT must name them the same way)."""
+    tempfail = decision.tempfail
+    if tempfail is not None:
+        return EomPlan(None, (), (reply_action(tempfail),))
+    rejected = decision.rejected
+    if rejected is not None:
+        return EomPlan(None, (), (reply_action(rejected),))
+    groups = decision.content_groups()
+    kept = choose_kept(groups)
+    reinject = tuple(g for g in groups if g is not kept)
+    if kept is None:
+        return EomPlan(None, reinject, (mc.Discard(),))
+    keep = {r.lower() for r in kept.recipients}
+    actions: list[mc.Response] = []
+    for arg in dict.fromkeys(rcpt_args):
+        if strip_address(arg).lower() not in keep:
+            actions.append(mc.DelRcpt(arg))
+    if kept.changes:
+        actions.extend(header_actions(raw, render_copy(raw, kept.changes)))
+    actions.append(mc.Accept())
+    return EomPlan(kept, reinject, tuple(actions))
+
+
+# ---------------------------------------------------------------- one connection
+
+
+@dataclass
+class _Transaction:
+    mail_args: tuple[str, ...] = ()
+    rcpt_args: list[str] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    failed: bool = False
+
+    @property
+    def open(self) -> bool:
+        return bool(self.mail_args)
+
+
+class MilterSession:
+    """The protocol state of one MTA connection, without the socket: each
+    command in, the responses to write out (none for a "no reply" event)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.protocol = mc.Proto(0)
+        self._macros: dict[bytes, dict[str, str]] = {}
+        self._connect: mc.Connect | None = None
+        self._helo: str | None = None
+        self._tx = _Transaction()
+
+    @property
+    def in_message(self) -> bool:
+        return self._tx.open
+
+    def macro(self, name: str) -> str | None:
+        """A macro's latest value (``i``, ``auth_authen``: braces optional)."""
+        key = name.strip("{}")
+        for stage in reversed(self._macros.values()):
+            value = stage.get(key)
+            if value:
+                return value
+        return None
+
+    def expects_reply(self, command: mc.Command) -> bool:
+        if isinstance(command, (mc.OptNeg, mc.EndOfMessage)):
+            return True
+        bit = _NO_REPLY_BIT.get(type(command))
+        return bit is not None and not (self.protocol & bit)
+
+    def envelope(self) -> Envelope:
+        connect = self._connect
+        address = self.macro("client_addr")
+        name = self.macro("client_name")
+        if connect is not None and connect.family in ("4", "6"):
+            address = connect.address.removeprefix("IPv6:")
+            name = connect.hostname or name
+        return Envelope(
+            mail_from=strip_address(self._tx.mail_args[0]) if self._tx.mail_args else "",
+            rcpt_tos=tuple(strip_address(a) for a in self._tx.rcpt_args),
+            client_address=address or None,
+            client_name=name or None,
+            helo=self._helo,
+            sasl_username=self.macro("auth_authen"),
+            queue_id=self.macro("i"),
+        )
+
+    def message_bytes(self) -> bytes:
+        """Headers as received with CRLF, the blank line, the body."""
+        out = bytearray()
+        for name, value in self._tx.headers:
+            value_bytes = value.encode("utf-8", "surrogateescape").replace(b"\r\n", b"\n")
+            out += name.encode("utf-8", "surrogateescape") + b": " + value_bytes.replace(b"\n", b"\r\n") + b"\r\n"
+        out += b"\r\n"
+        out += self._tx.body
+        return bytes(out)
+
+    def _end_transaction(self) -> None:
+        self._tx = _Transaction()
+        for stage in [s for s in self._macros if s in _MESSAGE_STAGES]:
+            del self._macros[stage]
+
+    async def handle(self, command: mc.Command) -> list[mc.Response]:
+        """The responses to ``command``; a failure tempfails the message."""
+        try:
+            return await self._handle(command)
+        except ProtocolViolation:
+            raise
+        except Exception:
+            log.exception("milter failure, message tempfailed queue_id=%s", self.macro("i") or "-")
+            if isinstance(command, mc.EndOfMessage):
+                self._end_transaction()
+                return [mc.Tempfail()]
+            self._tx.failed = True
+            return [mc.Tempfail()] if self.expects_reply(command) else []
+
+    async def _handle(self, command: mc.Command) -> list[mc.Response]:
+        match command:
+            case mc.OptNeg():
+                reply = negotiate(command)
+                self.protocol = reply.protocol
+                return [reply]
+            case mc.Macros(stage, values):
+                self._macros.pop(stage, None)  # keep the newest stage last
+                self._macros[stage] = {k.strip("{}"): v for k, v in values.items()}
+                return []
+            case mc.Connect():
+                self._connect = command
+            case mc.Helo(name):
+                self._helo = name
+            case mc.Mail(args):
+                macros = self._macros.get(b"M")
+                self._end_transaction()
+                if macros is not None:
+                    self._macros[b"M"] = macros
+                self._tx.mail_args = args
+                return [await self._check_submission()]
+            case mc.Rcpt(args):
+                self._tx.rcpt_args.append(args[0])
+            case mc.Header(name, value):
+                self._tx.headers.append((name, value))
+            case mc.Body(chunk):
+                self._tx.body += chunk
+            case mc.EndOfMessage(chunk):
+                self._tx.body += chunk
+                try:
+                    return await self._end_of_message()
+                finally:
+                    self._end_transaction()
+            case mc.Abort():
+                self._end_transaction()
+                return []
+            case mc.QuitNewConnection():
+                self._end_transaction()
+                self._macros.clear()
+                self._connect, self._helo = None, None
+                return []
+            case mc.Quit():
+                return []
+        if not self.expects_reply(command):
+            return []
+        return [mc.Tempfail() if self._tx.failed else mc.Continue()]
+
+    async def _check_submission(self) -> mc.Response:
+        envelope = self.envelope()
+        if not envelope.sasl_username:
+            return mc.Continue()
+        refusal = await self._runtime.engine.check_submission(envelope)
+        if refusal is None:
+            return mc.Continue()
+        log.info('milter queue_id=%s outcome=reject reason="overseas" sasl_username=%s client=%s',
+                 envelope.queue_id or "-", envelope.sasl_username, envelope.client_address)
+        return reply_action(refusal)
+
+    async def _end_of_message(self) -> list[mc.Response]:
+        if self._tx.failed:
+            return [mc.Tempfail()]
+        envelope = self.envelope()
+        raw = self.message_bytes()
+        message = Message(raw)
+        decision = await self._runtime.engine.decide(envelope, message)
+        plan = plan_eom(decision, raw, self._tx.rcpt_args)
+        if decision.tempfail is None and decision.rejected is None:
+            try:
+                await self._runtime.apply(decision, message, reinject=plan.reinject)
+            except Exception:
+                log.exception("milter: the decision's effects could not be written, message tempfailed "
+                              "queue_id=%s", envelope.queue_id or "-")
+                return [mc.Tempfail()]
+        verdict = plan.actions[-1]
+        log.info("milter queue_id=%s verdict=%s kept=%d reinjected=%d removed=%d",
+                 envelope.queue_id or "-", type(verdict).__name__.lower(),
+                 len(plan.kept.recipients) if plan.kept else 0,
+                 sum(len(g.recipients) for g in plan.reinject),
+                 sum(isinstance(a, mc.DelRcpt) for a in plan.actions))
+        return list(plan.actions)
+
+
+def _quickack(sock: socket.socket | None) -> bool:
+    return (sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
+            and hasattr(socket, "TCP_QUICKACK"))
+
+
+class MilterConnection:
+    """Reads packets, hands them to a :class:`MilterSession`, writes the answers."""
+
+    def __init__(self, service: MilterService, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self._service = service
+        self._reader = reader
+        self._writer = writer
+        self.session = MilterSession(service.runtime)
+        self.busy = False
+
+    def close(self) -> None:
+        self._writer.close()
+
+    async def serve(self) -> None:
+        sock = self._writer.get_extra_info("socket")
+        quickack = _quickack(sock)
+        try:
+            while not (self._service.closing and not self.session.in_message):
+                self.busy = False
+                try:
+                    header = await self._reader.readexactly(4)
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        log.warning("milter connection closed inside a packet")
+                    return
+                self.busy = True
+                length = mc.parse_length(header)
+                packet = await self._reader.readexactly(length)
+                if quickack and self.session.protocol & NO_REPLY:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                command = mc.decode_command(packet[:1], packet[1:])
+                responses = await self.session.handle(command)
+                if responses:
+                    self._writer.write(b"".join(mc.encode_response(r) for r in responses))
+                    await self._writer.drain()
+                if isinstance(command, mc.Quit):
+                    return
+        except ProtocolViolation as exc:
+            log.warning("%s; closing the milter connection", exc)
+        except asyncio.IncompleteReadError:
+            log.warning("milter connection closed inside a packet")
+        except (ConnectionError, OSError) as exc:
+            log.debug("milter connection lost: %s", exc)
+        finally:
+            self._writer.close()
+
+
+class MilterService:
+    """The connections of one milter listener, for shutdown."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.closing = False
+        self._connections: set[MilterConnection] = set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = MilterConnection(self, reader, writer)
+        self._connections.add(connection)
+        try:
+            await connection.serve()
+        finally:
+            self._connections.discard(connection)
+
+    def begin_shutdown(self) -> None:
+        """No new messages: idle connections close now, busy ones after their message."""
+        self.closing = True
+        for connection in list(self._connections):
+            if not connection.busy and not connection.session.in_message:
+                connection.close()
+
+    async def drain(self, timeout_seconds: float) -> bool:
+        """:meth:`begin_shutdown`, then wait for open connections; those
+        left after ``timeout_seconds`` are dropped.  True when none was."""
+        self.begin_shutdown()
+        deadline = time.monotonic() + timeout_seconds
+        while self._connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        left = list(self._connections)
+        for connection in left:
+            connection.close()
+        return not left
+
+    def watch(self, server: asyncio.base_events.Server) -> None:
+        """Begin the shutdown once ``server`` stops serving (``server.close()``)."""
+        async def watcher() -> None:
+            while server.is_serving():
+                await asyncio.sleep(CLOSE_POLL_SECONDS)
+            self.begin_shutdown()
+
+        self._watcher = asyncio.create_task(watcher(), name="milter-close-watcher")
+
+
+async def start_milter_service(listen: str, runtime: Runtime) -> tuple[MilterService, asyncio.base_events.Server]:
+    service = MilterService(runtime)
+    server = await start_stream_server(listen, service.accept)
+    service.watch(server)
+    return service, server
+
+
+async def start_milter(listen: str, runtime: Runtime) -> asyncio.base_events.Server:
+    """Serve the milter protocol on ``listen`` (``unix:/path`` or ``inet:host:port``)."""
+    _, server = await start_milter_service(listen, runtime)
+    return server
