@@ -59,6 +59,11 @@ DRAIN_SECONDS = 10.0
 # Jobs are stopped after the listeners; a send in progress gets this long.
 JOBS_STOP_SECONDS = 10.0
 DRAIN_POLL_SECONDS = 0.05
+# Where connection handler coroutines live.
+CONNECTION_MODULES = ("mailadmin.adapters.", "aiosmtpd.")
+# Connections that sit idle between short request/answer exchanges.
+IDLE_CONNECTION_MODULES = frozenset({"mailadmin.adapters.postfix_policy"})
+IDLE_DRAIN_SECONDS = 1.0
 
 Starter = Callable[[str, Runtime], Awaitable[asyncio.base_events.Server]]
 JobLoop = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
@@ -148,32 +153,54 @@ def _reload_now(holder: ConfigHolder) -> None:
 # ------------------------------------------------------------------ shutdown
 
 
-async def _drain(servers: list[asyncio.base_events.Server], keep: set[asyncio.Task[Any]],
-                 grace_seconds: float) -> None:
+def _module_of(task: asyncio.Task[Any]) -> str:
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+
+
+def _is_connection(task: asyncio.Task[Any]) -> bool:
+    return _module_of(task).startswith(CONNECTION_MODULES)
+
+
+def _drain_seconds(task: asyncio.Task[Any], grace_seconds: float) -> float:
+    """How long ``task`` may still run: a policy delegation connection only
+    ``IDLE_DRAIN_SECONDS``.  Postfix keeps one open per smtpd process for
+    minutes, idle between requests, and a request takes milliseconds; closing
+    it costs nothing (Postfix reconnects), while waiting for it would make
+    every stop last the whole grace period."""
+    return IDLE_DRAIN_SECONDS if _module_of(task) in IDLE_CONNECTION_MODULES else grace_seconds
+
+
+async def _drain(servers: list[asyncio.base_events.Server], grace_seconds: float) -> None:
     """Stop accepting; let open connections finish for ``grace_seconds``; cancel the rest.
 
     Python 3.11's ``Server.wait_closed`` does not wait for accepted
-    connections, so the connections are found as the tasks the servers
-    started: every task of this loop that is not one of ``keep``.
+    connections, so they are found as the tasks running a connection handler
+    (an adapter's, or aiosmtpd's for the content filter).
     """
     for server in servers:
         server.close()
-    deadline = time.monotonic() + grace_seconds
+    start = time.monotonic()
 
     def open_connections() -> set[asyncio.Task[Any]]:
-        return {t for t in asyncio.all_tasks() if t not in keep and not t.done()}
+        return {t for t in asyncio.all_tasks() if not t.done() and _is_connection(t)}
 
+    cancelled: set[asyncio.Task[Any]] = set()
     pending = open_connections()
     if pending:
         log.info("waiting up to %.0f s for %d open connection(s)", grace_seconds, len(pending))
-    while pending and time.monotonic() < deadline:
+    while pending:
+        elapsed = time.monotonic() - start
+        overdue = {t for t in pending if elapsed >= _drain_seconds(t, grace_seconds)}
+        if overdue:
+            log.info("dropping %d connection(s) still open after %.1f s", len(overdue), elapsed)
+            for task in overdue:
+                task.cancel()
+            cancelled |= overdue
         await asyncio.sleep(DRAIN_POLL_SECONDS)
-        pending = open_connections()
-    if pending:
-        log.warning("dropping %d connection(s) still open after %.0f s", len(pending), grace_seconds)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        pending = open_connections() - cancelled
+    if cancelled:
+        await asyncio.wait(cancelled, timeout=1.0)
 
 
 async def _stop_tasks(tasks: list[asyncio.Task[None]], grace_seconds: float) -> None:
@@ -208,9 +235,6 @@ async def _run(holder: ConfigHolder, role: str) -> None:
 
     config = holder.current
     runtime = make_runtime(lambda: holder.current)
-    current = asyncio.current_task()
-    keep: set[asyncio.Task[Any]] = {current} if current is not None else set()
-
     background: list[asyncio.Task[None]] = [asyncio.create_task(_reload_loop(holder), name="reload")]
     jobs_stop = asyncio.Event()
     job_tasks: list[asyncio.Task[None]] = []
@@ -218,8 +242,6 @@ async def _run(holder: ConfigHolder, role: str) -> None:
         for name, job in _job_loops().items():
             job_tasks.append(asyncio.create_task(job(runtime, jobs_stop), name=f"job:{name}"))
             _say(f"job {name} running")
-    keep.update(background)
-    keep.update(job_tasks)
 
     servers: list[asyncio.base_events.Server] = []
     try:
@@ -247,7 +269,7 @@ async def _run(holder: ConfigHolder, role: str) -> None:
 
     notify("STOPPING=1")
     log.info("stopping")
-    await _drain(servers, keep, DRAIN_SECONDS)
+    await _drain(servers, DRAIN_SECONDS)
     jobs_stop.set()
     await _stop_tasks(job_tasks, JOBS_STOP_SECONDS)
     await _stop_tasks(background, 0.0)

@@ -1,0 +1,537 @@
+"""The end-to-end mail stack: a throwaway Postfix, an SMTP sink, and ``mailadmin serve``.
+
+Everything binds loopback ports picked free at run time (COMPONENTS.md §3):
+
+- **Postfix** (``postfix -c DIR start``, never the system instance), built
+  from the shipped snippets in conf/postfix/ with addresses substituted, so a
+  broken snippet fails here.  Its smtpd listeners:
+
+  ============  =========================================================
+  ``main``      milter (unix socket) + policy delegation: the milter path
+  ``policy``    policy delegation only: the overseas check at RCPT time
+  ``filter``    ``content_filter`` to mailadmin's SMTP filter (after queue)
+  ``upstream``  no hook; queues mail and hands it to ``main`` over SMTP, so
+                a tempfail there is retried from a real queue (the remote
+                MTA's part)
+  ``relay``     conf/postfix/master.cf.relay: where mailadmin sends the mail
+                it creates; passes nothing through mailadmin again
+  ============  =========================================================
+
+  Every domain is relayed to the sink.
+- **Sink**: an aiosmtpd server keeping every delivered message with its
+  envelope.
+- **mailadmin serve** as a subprocess with ``MAILADMIN_*`` overrides, so it
+  can be killed, restarted and pointed at other scanners.
+
+Waiting is always polling with a deadline, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email
+import email.message
+import email.policy
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope as SinkEnvelope, Session as SinkSession
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailadmin.config.model import Policy
+from mailadmin.store import db, mailboxes, rules
+from mailadmin.store.models import Mailbox, OutboxMessage, QuarantineItem
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POSTFIX_SNIPPETS = REPO_ROOT / "conf" / "postfix"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+POLL_SECONDS = 0.05
+DOMAIN = "example.jp"
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+              details: Callable[[], str] | None = None) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise Timeout(f"timed out after {timeout:.0f} s waiting for {what}"
+                          + (f"\n{details()}" if details else ""))
+        time.sleep(POLL_SECONDS)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"({path} not written)"
+
+
+# ------------------------------------------------------------------ sink
+
+
+@dataclass(frozen=True)
+class Delivered:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, email.message.EmailMessage)
+        return parsed
+
+    @property
+    def subject(self) -> str:
+        return str(self.message.get("Subject", ""))
+
+    def header(self, name: str) -> str | None:
+        value = self.message.get(name)
+        return None if value is None else str(value)
+
+
+class _SinkHandler:
+    def __init__(self, sink: "Sink") -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: SMTP, session: SinkSession, envelope: SinkEnvelope) -> str:
+        data = envelope.original_content or b""
+        self.sink.add(Delivered(envelope.mail_from or "", tuple(envelope.rcpt_tos), data))
+        return "250 OK stored"
+
+
+class Sink:
+    """The next hop for every domain: keeps each message with its envelope."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: list[Delivered] = []
+        self.port = free_port()
+        self._controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port,
+                                      server_hostname="sink.e2e.test")
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def add(self, item: Delivered) -> None:
+        with self._lock:
+            self._messages.append(item)
+
+    def all(self) -> list[Delivered]:
+        with self._lock:
+            return list(self._messages)
+
+    def to(self, rcpt: str) -> list[Delivered]:
+        """Every message delivered to ``rcpt``."""
+        return [m for m in self.all() if rcpt.lower() in (r.lower() for r in m.rcpt_tos)]
+
+    def wait_to(self, rcpt: str, count: int = 1, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                details: Callable[[], str] | None = None) -> list[Delivered]:
+        found: list[Delivered] = wait_for(lambda: len(self.to(rcpt)) >= count and self.to(rcpt),
+                                          f"{count} message(s) to {rcpt} at the sink", timeout, details)
+        return found
+
+    def bounces(self) -> list[Delivered]:
+        """Delivery status notifications (Postfix bounces or delay notices)."""
+        return [m for m in self.all()
+                if m.mail_from == "" and "report-type=delivery-status" in
+                m.message.get("Content-Type", "").replace('"', "").replace(" ", "")]
+
+
+# ------------------------------------------------------------------ Postfix
+
+
+QUEUE_BUSY_DIRS = ("maildrop", "incoming", "active")
+
+
+@dataclass
+class Postfix:
+    base: Path
+    sink_port: int
+    milter_socket: Path
+    policy_port: int
+    filter_port: int
+    ports: dict[str, int] = field(default_factory=dict)
+    _relay_enabled: bool = True
+
+    @property
+    def etc(self) -> Path:
+        return self.base / "etc"
+
+    @property
+    def queue(self) -> Path:
+        return self.base / "queue"
+
+    @property
+    def maillog(self) -> Path:
+        return self.base / "maillog"
+
+    def _snippet(self, name: str) -> str:
+        text = (POSTFIX_SNIPPETS / name).read_text()
+        return (text.replace("unix:/mailadmin/milter.sock", f"unix:{self.milter_socket}")
+                    .replace("inet:127.0.0.1:10040", f"inet:127.0.0.1:{self.policy_port}")
+                    .replace("127.0.0.1:10026", f"127.0.0.1:{self.ports['relay']}")
+                    .replace("[127.0.0.1]:10025", f"[127.0.0.1]:{self.filter_port}"))
+
+    def _main_cf(self) -> str:
+        b = self.base
+        return f"""\
+compatibility_level = 3.6
+queue_directory = {self.queue}
+data_directory = {b / 'data'}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.e2e.test
+mydomain = e2e.test
+myorigin = $myhostname
+mydestination =
+local_recipient_maps =
+local_transport = error:5.1.1 local delivery disabled in the test instance
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = static:ALL
+default_transport = smtp:[127.0.0.1]:{self.sink_port}
+relay_transport = smtp:[127.0.0.1]:{self.sink_port}
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtpd_peername_lookup = no
+maillog_file = {self.maillog}
+maillog_file_prefixes = {b}, /var, /dev/stdout
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
+smtpd_client_restrictions =
+smtpd_helo_restrictions =
+smtpd_sender_restrictions =
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+biff = no
+queue_run_delay = 300s
+minimal_backoff_time = 300s
+maximal_backoff_time = 600s
+maximal_queue_lifetime = 1h
+bounce_queue_lifetime = 1h
+delay_warning_time = 0
+smtpd_banner = $myhostname ESMTP e2e
+""" + self._snippet("main.cf.milter") + self._snippet("main.cf.policy")
+
+    def _master_cf(self) -> str:
+        p = self.ports
+        text = f"""\
+127.0.0.1:{p['main']} inet n - n - - smtpd
+  -o syslog_name=postfix/main
+127.0.0.1:{p['policy']} inet n - n - - smtpd
+  -o syslog_name=postfix/policy-only
+  -o smtpd_milters=
+127.0.0.1:{p['filter']} inet n - n - - smtpd
+  -o syslog_name=postfix/filter-in
+  -o smtpd_milters=
+  -o content_filter=mailadmin-filter:[127.0.0.1]:{self.filter_port}
+127.0.0.1:{p['upstream']} inet n - n - - smtpd
+  -o syslog_name=postfix/upstream
+  -o smtpd_milters=
+  -o smtpd_recipient_restrictions=permit_mynetworks,reject
+  -o content_filter=smtp:[127.0.0.1]:{p['main']}
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+""" + self._snippet("master.cf.filter")
+        if self._relay_enabled:
+            text += self._snippet("master.cf.relay")
+        return text
+
+    def _postfix(self, *args: str) -> None:
+        run = subprocess.run(["postfix", "-c", str(self.etc), *args], capture_output=True, text=True,
+                             timeout=60, check=False)
+        if run.returncode != 0:
+            raise AssertionError(f"postfix {' '.join(args)} failed: {run.stdout}{run.stderr}"
+                                 f"\n{tail(self.maillog)}")
+
+    def start(self) -> None:
+        for name in ("main", "policy", "filter", "upstream", "relay"):
+            self.ports[name] = free_port()
+        (self.etc).mkdir(parents=True)
+        self.queue.mkdir()
+        (self.base / "data").mkdir()
+        os.chown(self.base / "data", *_postfix_ids())
+        self.etc.joinpath("main.cf").write_text(self._main_cf())
+        self.etc.joinpath("master.cf").write_text(self._master_cf())
+        self._postfix("check")
+        self._postfix("start")
+        for name, port in self.ports.items():
+            wait_for(lambda: port_open(port), f"Postfix {name} smtpd on port {port}",
+                     details=lambda: tail(self.maillog))
+
+    def stop(self) -> None:
+        subprocess.run(["postfix", "-c", str(self.etc), "stop"], capture_output=True, timeout=60,
+                       check=False)
+
+    def set_relay(self, enabled: bool) -> None:
+        """Take the relay listener out of master.cf (or back) and reload Postfix."""
+        self._relay_enabled = enabled
+        self.etc.joinpath("master.cf").write_text(self._master_cf())
+        self._postfix("reload")
+        port = self.ports["relay"]
+        wait_for(lambda: port_open(port) == enabled,
+                 f"the relay on port {port} to be {'up' if enabled else 'down'}")
+
+    def flush(self) -> None:
+        subprocess.run(["postqueue", "-c", str(self.etc), "-f"], capture_output=True, timeout=60,
+                       check=True)
+
+    def _count(self, dirs: Iterable[str]) -> int:
+        return sum(len(files) for d in dirs for _root, _dirs, files in os.walk(self.queue / d))
+
+    def busy(self) -> int:
+        """Messages Postfix is still working on (deferred ones excluded)."""
+        return self._count(QUEUE_BUSY_DIRS)
+
+    def deferred(self) -> int:
+        return self._count(("deferred",))
+
+    def log_since(self, offset: int) -> str:
+        with open(self.maillog, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        try:
+            return self.maillog.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
+def _postfix_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postfix")
+    return entry.pw_uid, entry.pw_gid
+
+
+# ------------------------------------------------------------------ mailadmin
+
+
+@dataclass
+class Daemon:
+    """``mailadmin serve`` as a subprocess."""
+
+    base: Path
+    environ: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+    # started with settings other than the session's (another spamd, relay...)
+    runs_with_overrides: bool = False
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / f"mailadmin-{self.runs}.log"
+
+    def start(self, **overrides: str) -> None:
+        self.runs += 1
+        self.runs_with_overrides = bool(overrides)
+        env = {**os.environ, **self.environ, **overrides}
+        with open(self.log_path, "wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mailadmin", "--config", str(REPO_ROOT / "conf" / "mailadmin.toml"),
+                 "serve"],
+                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=self.base,
+            )
+        process = self.process
+        wait_for(lambda: process.poll() is not None or b"mailadmin: serving" in self.log_path.read_bytes(),
+                 "mailadmin serve to be ready", details=lambda: tail(self.log_path))
+        if process.poll() is not None:
+            raise AssertionError(f"mailadmin serve exited with {process.returncode}:\n{tail(self.log_path)}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, and the exit status."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"mailadmin did not stop on SIGTERM:\n{tail(self.log_path)}") from None
+
+    def kill(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def restart(self, **overrides: str) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+        self.start(**overrides)
+
+    def log(self) -> str:
+        return tail(self.log_path, 200)
+
+
+# ------------------------------------------------------------------ sending
+
+
+@dataclass(frozen=True)
+class SmtpResult:
+    """How an SMTP transaction ended: ``stage`` is "mail", "rcpt", "data" or "done"."""
+
+    stage: str
+    code: int
+    text: str
+    rcpt_codes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.stage == "done" and 200 <= self.code < 300
+
+
+def send(port: int, mail_from: str, rcpt_tos: Sequence[str], data: bytes, *,
+         xclient: str | None = None, timeout: float = 120.0) -> SmtpResult:
+    """One SMTP transaction; every reply code is returned, nothing raises for 4xx/5xx."""
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.e2e.test", timeout=timeout) as smtp:
+        smtp.ehlo()
+        if xclient is not None:
+            code, text = smtp.docmd("XCLIENT", xclient)
+            assert code == 220, f"XCLIENT refused: {code} {text!r}"
+            smtp.ehlo()
+        code, text = smtp.mail(mail_from)
+        if code >= 400:
+            smtp.rset()
+            return SmtpResult("mail", code, text.decode(errors="replace"))
+        rcpt_codes: dict[str, int] = {}
+        last = (250, b"")
+        for rcpt in rcpt_tos:
+            rc, rt = smtp.rcpt(rcpt)
+            rcpt_codes[rcpt] = rc
+            if rc >= 400:
+                last = (rc, rt)
+        if not any(c < 400 for c in rcpt_codes.values()):
+            smtp.rset()
+            return SmtpResult("rcpt", last[0], last[1].decode(errors="replace"), rcpt_codes)
+        code, text = smtp.data(data)
+        stage = "done" if code < 400 else "data"
+        return SmtpResult(stage, code, text.decode(errors="replace"), rcpt_codes)
+
+
+# ------------------------------------------------------------------ store
+
+
+class StoreAccess:
+    """The test's own view of the daemon's SQLite store."""
+
+    def __init__(self, url: str, policy: Policy) -> None:
+        self.url = url
+        self.policy = policy
+        db.upgrade(url)
+        self.sessions: sessionmaker[Session] = db.make_session_factory(db.make_engine(url))
+        self._n = 0
+        with self.sessions.begin() as session:
+            mailboxes.add_domain(session, DOMAIN, smtp_server=f"smtp.{DOMAIN}", pop_server=f"pop.{DOMAIN}")
+
+    def mailbox(self, prefix: str, **doc: Any) -> str:
+        """A new mailbox ``<prefix><n>@example.jp`` with the rules in ``doc`` (rules export format)."""
+        self._n += 1
+        address = f"{prefix}{self._n}@{DOMAIN}"
+        with self.sessions.begin() as session:
+            mailboxes.add_mailbox(session, address, self.policy)
+            rules.import_rules(session, address, {"version": 1, **doc}, self.policy)
+        return address
+
+    def quarantine(self, address: str) -> list[QuarantineItem]:
+        with self.sessions() as session:
+            return list(session.scalars(
+                select(QuarantineItem).join(Mailbox, Mailbox.id == QuarantineItem.mailbox_id)
+                .where(Mailbox.address == address.lower()).order_by(QuarantineItem.id)
+            ))
+
+    def outbox_to(self, rcpt: str, purpose: str | None = None) -> list[OutboxMessage]:
+        with self.sessions() as session:
+            rows = list(session.scalars(select(OutboxMessage)))
+        return [r for r in rows if rcpt.lower() in (x.lower() for x in r.rcpt_tos)
+                and (purpose is None or r.purpose == purpose)]
+
+    def outbox_busy(self) -> int:
+        """Unsent outbox messages that have not failed yet (being or about to be sent)."""
+        with self.sessions() as session:
+            n: int = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.sent_at.is_(None), OutboxMessage.last_error.is_(None))) or 0
+            return n
+
+    def make_outbox_due(self) -> int:
+        """What the passing of the retry delay would do: every unsent message is due now."""
+        now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+        with self.sessions.begin() as session:
+            result = session.execute(update(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+                                     .values(next_attempt_at=now))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_unlocked_until(self, address: str, until: dt.datetime | None) -> None:
+        with self.sessions.begin() as session:
+            mailboxes.mailbox_row(session, address).overseas_unlocked_until = until
+
+
+def unique(prefix: str, _counter: list[int] = [0]) -> str:  # noqa: B006 - a process-wide counter
+    _counter[0] += 1
+    return f"{prefix}{_counter[0]}"
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
