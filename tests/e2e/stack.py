@@ -133,7 +133,9 @@ class _SinkHandler:
 
     async def handle_DATA(self, server: SMTP, session: SinkSession, envelope: SinkEnvelope) -> str:
         data = envelope.original_content or b""
-        self.sink.add(Delivered(envelope.mail_from or "", tuple(envelope.rcpt_tos), data))
+        # aiosmtpd reports the null sender as "<>"
+        mail_from = "" if envelope.mail_from in (None, "<>") else envelope.mail_from
+        self.sink.add(Delivered(mail_from, tuple(envelope.rcpt_tos), data))
         return "250 OK stored"
 
 
