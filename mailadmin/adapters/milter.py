@@ -129,39 +129,43 @@ def header_fields(raw: bytes) -> list[tuple[str, str]]:
 def header_actions(original: bytes, target: bytes) -> list[mc.Response]:
     """Milter header actions that turn ``original``'s header into ``target``'s.
 
-    Per field name, the n-th original field is changed to the n-th target
-    field (CHGHEADER with its 1-based index); surplus original fields are
-    deleted from the last one up, so no index shifts under a later action;
-    surplus target fields are inserted at the top in their target order.
+    Per field name, the original fields are paired with the *last* fields of
+    that name in the target (the copy's new fields are prepended, so the
+    sender's own come last) and changed where they differ (CHGHEADER with the
+    1-based index); surplus original fields are deleted from the last one up,
+    so no index shifts under a later action; surplus target fields are
+    inserted at the top, in the target's order.
     """
     old: dict[str, list[tuple[str, str]]] = {}
     for name, value in header_fields(original):
         old.setdefault(name.lower(), []).append((name, value))
-    seen: dict[str, int] = {}
+    target_fields = header_fields(target)
+    new: dict[str, list[int]] = {}
+    for position, (name, _) in enumerate(target_fields):
+        new.setdefault(name.lower(), []).append(position)
     changes: list[mc.Response] = []
     deletes: list[mc.ChangeHeader] = []
-    inserts: list[tuple[str, str]] = []
-    for name, value in header_fields(target):
-        key = name.lower()
-        index = seen[key] = seen.get(key, 0) + 1
-        was = old.get(key, [])
-        if index > len(was):
-            inserts.append((name, value))
-            continue
-        old_name, old_value = was[index - 1]
-        if value == old_value:
-            continue
-        if value.strip():
-            changes.append(mc.ChangeHeader(index, old_name, value))
-            continue
-        # An empty value would mean "delete": delete, then insert.
-        deletes.append(mc.ChangeHeader(index, old_name, ""))
-        inserts.append((name, value))
-    for key, was in old.items():
-        for index in range(seen.get(key, 0) + 1, len(was) + 1):
-            deletes.append(mc.ChangeHeader(index, was[index - 1][0], ""))
+    inserted: set[int] = set()
+    for key in dict.fromkeys([*old, *new]):
+        was, wanted = old.get(key, []), new.get(key, [])
+        surplus = max(0, len(wanted) - len(was))
+        inserted.update(wanted[:surplus])
+        for index, (old_name, old_value) in enumerate(was, start=1):
+            if index > len(wanted):
+                deletes.append(mc.ChangeHeader(index, old_name, ""))
+                continue
+            position = wanted[surplus + index - 1]
+            value = target_fields[position][1]
+            if value == old_value:
+                continue
+            if value.strip():
+                changes.append(mc.ChangeHeader(index, old_name, value))
+            else:
+                # An empty value would mean "delete": delete, then insert.
+                deletes.append(mc.ChangeHeader(index, old_name, ""))
+                inserted.add(position)
     deletes.sort(key=lambda d: -d.index)
-    top = [mc.InsertHeader(0, name, value) for name, value in reversed(inserts)]
+    top = [mc.InsertHeader(0, *target_fields[p]) for p in sorted(inserted, reverse=True)]
     return changes + list(deletes) + list(top)
 
 
@@ -300,12 +304,13 @@ class MilterSession:
 
     async def handle(self, command: mc.Command) -> list[mc.Response]:
         """The responses to ``command``; a failure tempfails the message."""
+        queue_id = self.macro("i")
         try:
             return await self._handle(command)
         except ProtocolViolation:
             raise
         except Exception:
-            log.exception("milter failure, message tempfailed queue_id=%s", self.macro("i") or "-")
+            log.exception("milter failure, message tempfailed queue_id=%s", queue_id or self.macro("i") or "-")
             if isinstance(command, mc.EndOfMessage):
                 self._end_transaction()
                 return [mc.Tempfail()]
