@@ -1,0 +1,344 @@
+"""The after-queue SMTP content filter (SPEC §10) over a real socket, with a real
+SQLite store, the real clamd and spamd, and an aiosmtpd relay on a free port:
+copies to deliver are re-injected through the outbox, quarantined ones are not,
+a scanner or store failure is a 451 with nothing stored, never a 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import email.policy
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+from aiosmtpd.smtp import SMTP
+
+from mailadmin import jobs, paths
+from mailadmin.adapters.content_filter import parse_xforward, start_content_filter, xtext_decode
+from mailadmin.config import load_all
+from mailadmin.listeners import bound_address
+from mailadmin.store import db, mailboxes, outbox, quarantine, rules
+from mailadmin.store.models import OutboxMessage
+from mailadmin.wiring import Runtime, make_runtime
+from tests.fixtures.scanners import make_message
+
+SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
+NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
+
+TAGGED = "tagged@example.jp"          # spam scan ON, quarantine OFF
+QUARANTINED = "quarantined@example.jp"  # spam scan ON, quarantine ON
+FORWARDER = "forwarder@example.jp"      # spam scan OFF, forwards without keeping a copy
+ALLOWING = "allowing@example.jp"        # spam scan ON, the sender is on its allow list
+OUTSIDE = "friend@elsewhere.example"    # not our mailbox
+FORWARD_TO = "away@elsewhere.example"
+
+
+# ---------------------------------------------------------------- relay sink
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class RelaySink:
+    received: list[Received] = field(default_factory=list)
+    server: asyncio.base_events.Server | None = None
+    port: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                      envelope.original_content or envelope.content))
+        return "250 2.0.0 Ok: stored"
+
+    async def start(self) -> None:
+        self.server = await asyncio.get_running_loop().create_server(
+            lambda: SMTP(self, hostname="relay.test", decode_data=False, enable_SMTPUTF8=True),
+            "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def by_rcpt(self) -> dict[str, email.message.EmailMessage]:
+        out: dict[str, email.message.EmailMessage] = {}
+        for r in self.received:
+            for rcpt in r.rcpt_tos:
+                out[rcpt] = email.message_from_bytes(r.data, policy=email.policy.default)  # type: ignore[assignment]
+        return out
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[RelaySink]:
+    relay = RelaySink()
+    await relay.start()
+    yield relay
+    assert relay.server is not None
+    relay.server.close()
+    await relay.server.wait_closed()
+
+
+# ---------------------------------------------------------------- store, runtime, filter
+
+
+def build_runtime(tmp_path: Path, relay_port: int, clamd: str, spamd: str, mmdb: Path,
+                  *, schema: bool = True) -> Runtime:
+    config = load_all(SHIPPED_CONF, {
+        "MAILADMIN_DATABASE_URL": f"sqlite:///{tmp_path}/mail.db",
+        "MAILADMIN_RELAY_PORT": str(relay_port),
+        "MAILADMIN_RELAY_TIMEOUT_SECONDS": "5",
+        "MAILADMIN_CLAMD_ADDRESS": clamd,
+        "MAILADMIN_CLAMD_TIMEOUT_SECONDS": "5",
+        "MAILADMIN_SPAMD_ADDRESS": spamd,
+        "MAILADMIN_SPAMD_TIMEOUT_SECONDS": "10",
+        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
+        "MAILADMIN_WEB_BASE_URL": "https://mail.example.jp/admin/",
+    })
+    if schema:
+        db.upgrade(config.conf.database.url)
+    runtime = make_runtime(lambda: config, clock=lambda: NOW)
+    if not schema:
+        return runtime
+    policy = config.policies.default
+    with runtime.store.session_factory.begin() as s:
+        mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
+        for box in (TAGGED, QUARANTINED, FORWARDER, ALLOWING):
+            mailboxes.add_mailbox(s, box, policy)
+        rules.set_spam_settings(s, TAGGED, scan=True, quarantine=False, notice=False)
+        rules.set_spam_settings(s, QUARANTINED, scan=True, quarantine=True, notice=False)
+        rules.set_spam_settings(s, FORWARDER, scan=False, quarantine=False, notice=False)
+        rules.add_forward(s, FORWARDER, FORWARD_TO, False, policy.limits)
+        rules.set_spam_settings(s, ALLOWING, scan=True, quarantine=True, notice=False)
+        rules.add_entries(s, ALLOWING, "allow_list", ["example.org"], policy.limits)
+    return runtime
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, sink: RelaySink, clamd_instance: Any, spamd_instance: Any,
+            test_mmdb_path: Path) -> Runtime:
+    return build_runtime(tmp_path, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+                         test_mmdb_path)
+
+
+@pytest.fixture
+async def filter_address(runtime: Runtime) -> AsyncIterator[tuple[str, int]]:
+    server = await start_content_filter("inet:127.0.0.1:0", runtime)
+    host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)
+    yield host, int(port)
+    server.close()
+    await server.wait_closed()
+
+
+async def send(address: tuple[str, int], mail_from: str, rcpt_tos: list[str], raw: bytes,
+               xforward: str | None = "NAME=mx.example.org ADDR=203.0.113.5 HELO=mx.example.org "
+                                      "IDENT=4XbR1v0Jc4z9sVQ SOURCE=REMOTE PROTO=ESMTP") -> str:
+    """Send like Postfix's smtp client to a content filter; returns the DATA reply."""
+    client = aiosmtplib.SMTP(hostname=address[0], port=address[1], start_tls=False, timeout=30)
+    await client.connect()
+    try:
+        await client.ehlo()
+        assert client.supports_extension("xforward")
+        if xforward is not None:
+            reply = await client.execute_command(f"XFORWARD {xforward}".encode())
+            assert reply.code == 250, reply
+        try:
+            await client.sendmail(mail_from, rcpt_tos, raw)
+        except aiosmtplib.SMTPDataError as exc:
+            return f"{exc.code} {exc.message}"
+        return "250"
+    finally:
+        await client.quit()
+
+
+def outbox_rows(runtime: Runtime) -> list[OutboxMessage]:
+    with runtime.store.session_factory() as s:
+        return list(s.query(OutboxMessage).order_by(OutboxMessage.id))
+
+
+def spam(gtube: str, subject: str = "Great offer") -> bytes:
+    return make_message(f"Buy now.\n{gtube}\n", subject=subject, to="undisclosed-recipients:;")
+
+
+# ---------------------------------------------------------------- tests
+
+
+async def test_clean_mail_is_reinjected_unchanged_through_the_outbox(
+        runtime: Runtime, filter_address: tuple[str, int], sink: RelaySink,
+        caplog: pytest.LogCaptureFixture) -> None:
+    raw = make_message("Lunch on Friday?\nこんにちは\n", to=TAGGED)
+    caplog.set_level(logging.INFO)
+    assert await send(filter_address, "alice@example.org", [TAGGED, OUTSIDE], raw) == "250"
+    rows = outbox_rows(runtime)
+    assert [(r.purpose, r.mail_from, r.rcpt_tos) for r in rows] == [
+        ("reinject", "alice@example.org", [TAGGED, OUTSIDE])]
+    # The queue ID came with XFORWARD IDENT and names the decision in the log.
+    assert "decision queue_id=4XbR1v0Jc4z9sVQ rcpt=tagged@example.jp outcome=deliver" in caplog.text
+    assert sink.received == []  # nothing leaves before the outbox job sends it
+    await jobs.drain_outbox(runtime)
+    [got] = sink.received
+    assert got.mail_from == "alice@example.org" and got.rcpt_tos == [TAGGED, OUTSIDE]
+    assert got.data.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+
+
+async def test_spam_is_tagged_for_one_and_quarantined_for_another(
+        runtime: Runtime, filter_address: tuple[str, int], sink: RelaySink, gtube: str) -> None:
+    assert await send(filter_address, "alice@example.org", [TAGGED, QUARANTINED], spam(gtube)) == "250"
+    with runtime.store.session_factory() as s:
+        held = quarantine.list_items(s, QUARANTINED)
+        assert [(i.subject, i.sender) for i in held] == [("Great offer", "alice@example.org")]
+    await jobs.drain_outbox(runtime)
+    got = sink.by_rcpt()
+    assert set(got) == {TAGGED}  # the quarantined copy is not re-injected
+    assert got[TAGGED]["Subject"] == "[spam] Great offer"
+    assert got[TAGGED]["X-Spam-Flag"] == "YES"
+
+
+async def test_four_recipients_four_outcomes(runtime: Runtime, filter_address: tuple[str, int],
+                                             sink: RelaySink, gtube: str) -> None:
+    rcpts = [TAGGED, QUARANTINED, FORWARDER, ALLOWING]
+    assert await send(filter_address, "alice@example.org", rcpts, spam(gtube)) == "250"
+    by_purpose: dict[str, list[list[str]]] = {}
+    for row in outbox_rows(runtime):
+        by_purpose.setdefault(row.purpose, []).append(row.rcpt_tos)
+    # A tagged copy for TAGGED, an unchanged copy for ALLOWING, a forward for FORWARDER.
+    assert sorted(by_purpose["reinject"]) == [[ALLOWING], [TAGGED]]
+    assert by_purpose["forward"] == [[FORWARD_TO]]
+    with runtime.store.session_factory() as s:
+        assert len(quarantine.list_items(s, QUARANTINED)) == 1
+        assert quarantine.list_items(s, TAGGED) == [] and quarantine.list_items(s, ALLOWING) == []
+    await jobs.drain_outbox(runtime)
+    got = sink.by_rcpt()
+    assert set(got) == {TAGGED, ALLOWING, FORWARD_TO}
+    assert got[TAGGED]["Subject"] == "[spam] Great offer"
+    assert got[ALLOWING]["Subject"] == "Great offer" and got[ALLOWING]["X-Spam-Flag"] is None
+    # The forward is the copy FORWARDER would have got (no spam scan: unchanged), marked against loops.
+    assert got[FORWARD_TO]["Subject"] == "Great offer"
+    assert got[FORWARD_TO]["X-Mailadmin-Loop"] == FORWARDER
+
+
+async def test_an_infected_message_is_not_reinjected_and_reported(
+        runtime: Runtime, filter_address: tuple[str, int], sink: RelaySink, eicar: str) -> None:
+    raw = make_message(f"see this\n{eicar}\n", to=TAGGED)
+    assert await send(filter_address, "alice@example.org", [TAGGED], raw) == "250"
+    assert [r.purpose for r in outbox_rows(runtime)] == ["virus_report"]
+    await jobs.drain_outbox(runtime)
+    [report] = sink.received
+    assert report.mail_from == "<>" and report.rcpt_tos == [TAGGED]
+    assert eicar.encode() not in report.data
+
+
+async def test_null_sender_mail_keeps_the_null_sender(
+        runtime: Runtime, filter_address: tuple[str, int], sink: RelaySink) -> None:
+    raw = make_message("Delivery report\n", sender="MAILER-DAEMON@example.org", to=TAGGED)
+    assert await send(filter_address, "", [TAGGED], raw) == "250"
+    await jobs.drain_outbox(runtime)
+    [got] = sink.received
+    assert got.mail_from == "<>"
+
+
+async def test_clamd_down_is_451_and_nothing_is_stored(
+        tmp_path: Path, sink: RelaySink, spamd_instance: Any, test_mmdb_path: Path,
+        fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
+    async with fake_scanner("refuse") as dead_clamd:
+        runtime = build_runtime(tmp_path, sink.port, dead_clamd, spamd_instance.tcp_address, test_mmdb_path)
+        server = await start_content_filter("inet:127.0.0.1:0", runtime)
+        try:
+            host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)
+            reply = await send((host, int(port)), "alice@example.org", [TAGGED, QUARANTINED],
+                               make_message(to=TAGGED))
+        finally:
+            server.close()
+            await server.wait_closed()
+    assert reply.startswith("451 4.7.1"), reply
+    assert outbox_rows(runtime) == []
+
+
+async def test_store_down_is_451_never_5xx(tmp_path: Path, sink: RelaySink, clamd_instance: Any,
+                                           spamd_instance: Any, test_mmdb_path: Path) -> None:
+    # A database without the schema: every read fails as the store being unavailable.
+    runtime = build_runtime(tmp_path, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+                            test_mmdb_path, schema=False)
+    server = await start_content_filter("inet:127.0.0.1:0", runtime)
+    try:
+        host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)
+        reply = await send((host, int(port)), "alice@example.org", [TAGGED], make_message(to=TAGGED))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert reply.startswith("451 4.3.0"), reply
+
+
+async def test_unix_socket_listener(runtime: Runtime, sink: RelaySink, tmp_path: Path) -> None:
+    path = tmp_path / "filter.sock"
+    server = await start_content_filter(f"unix:{path}", runtime)
+    try:
+        client = aiosmtplib.SMTP(socket_path=str(path), hostname="localhost", start_tls=False, timeout=30)
+        await client.connect()
+        await client.sendmail("alice@example.org", [TAGGED], make_message(to=TAGGED))
+        await client.quit()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [r.rcpt_tos for r in outbox_rows(runtime)] == [[TAGGED]]
+
+
+async def test_xforward_rules(filter_address: tuple[str, int]) -> None:
+    client = aiosmtplib.SMTP(hostname=filter_address[0], port=filter_address[1], start_tls=False, timeout=30)
+    await client.connect()
+    try:
+        await client.ehlo()
+        advertised = client.esmtp_extensions["xforward"].split()
+        assert {"NAME", "ADDR", "HELO", "IDENT", "SOURCE", "PROTO"} <= set(advertised)
+        assert (await client.execute_command(b"XFORWARD ADDR=[UNAVAILABLE] NAME=x")).code == 250
+        assert (await client.execute_command(b"XFORWARD COLOR=blue")).code == 501
+        assert (await client.execute_command(b"XFORWARD")).code == 501
+        await client.mail("alice@example.org")
+        # Not in the middle of a transaction (XFORWARD_README).
+        assert (await client.execute_command(b"XFORWARD ADDR=192.0.2.1")).code == 503
+    finally:
+        await client.quit()
+
+
+@pytest.mark.parametrize(
+    ("arg", "expected"),
+    [
+        ("NAME=mx.example.org ADDR=203.0.113.5", {"NAME": "mx.example.org", "ADDR": "203.0.113.5"}),
+        ("ADDR=IPV6:2001:db8::1 PORT=25", {"ADDR": "2001:db8::1", "PORT": "25"}),
+        ("name=[UNAVAILABLE] helo=[TEMPUNAVAIL]", {"NAME": None, "HELO": None}),
+        ("HELO=a+2Bb+3Dc IDENT=4XbR1v0Jc4z9sVQ", {"HELO": "a+b=c", "IDENT": "4XbR1v0Jc4z9sVQ"}),
+    ],
+)
+def test_parse_xforward(arg: str, expected: dict[str, str | None]) -> None:
+    assert parse_xforward(arg) == expected
+
+
+@pytest.mark.parametrize(("text", "decoded"), [("plain", "plain"), ("a+2B+3D", "a+="), ("a+zz", "a+zz"), ("+4", "+4")])
+def test_xtext_decode(text: str, decoded: str) -> None:
+    assert xtext_decode(text) == decoded
+
+
+async def test_xforward_login_and_address_reach_the_engine_for_one_transaction(
+        runtime: Runtime, filter_address: tuple[str, int], caplog: pytest.LogCaptureFixture) -> None:
+    """An MTA that forwards the login: an overseas submission is refused by the engine, which an
+    after-queue filter cannot bounce, so nothing is delivered; the next transaction on the same
+    connection has no XFORWARD attributes left and is plain inbound mail."""
+    client = aiosmtplib.SMTP(hostname=filter_address[0], port=filter_address[1], start_tls=False, timeout=30)
+    await client.connect()
+    try:
+        await client.ehlo()
+        reply = await client.execute_command(b"XFORWARD LOGIN=tagged@example.jp ADDR=8.8.8.8 IDENT=4XAAA")
+        assert reply.code == 250
+        await client.sendmail(TAGGED, [OUTSIDE], make_message(sender=TAGGED, to=OUTSIDE))
+        assert outbox_rows(runtime) == []
+        assert "refused submission not delivered queue_id=4XAAA" in caplog.text
+        await client.sendmail(TAGGED, [OUTSIDE], make_message(sender=TAGGED, to=OUTSIDE))
+    finally:
+        await client.quit()
+    assert [(r.purpose, r.rcpt_tos) for r in outbox_rows(runtime)] == [("reinject", [OUTSIDE])]
