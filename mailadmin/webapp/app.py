@@ -1,0 +1,343 @@
+"""The admin page's aiohttp application (SPEC §1, §2): state, rendering,
+security headers, language, sessions, CSRF and the forced password change.
+
+Every request passes these middlewares, outermost first:
+
+1. security headers on every answer, errors included (CSP without inline
+   script or style, no framing, nosniff, no referrer leaving the site);
+2. language: the ``lang`` cookie, else Accept-Language;
+3. session: the cookie's token is looked up in the store (a worker thread);
+   a page other than login needs a live session of an active mailbox;
+4. CSRF: every POST carries the session's token (before login: the
+   double-submit cookie of the login form);
+5. a mailbox with a temporary password reaches only the password page.
+
+The mailbox a request acts on is always the session's; no route takes one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailadmin import paths
+from mailadmin.config.model import Config, Policy
+from mailadmin.errors import NotFound, Problem
+from mailadmin.listeners import create_protocol_server
+from mailadmin.store import mailboxes, web_sessions
+from mailadmin.store.mailboxes import MailboxInfo
+from mailadmin.webapp import i18n
+from mailadmin.wiring import Runtime
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SESSION_COOKIE = "mailadmin_session"
+PRE_CSRF_COOKIE = "mailadmin_csrf"
+IDLE_TIMEOUT_SECONDS = 30 * 60
+MAX_SESSION_AGE_SECONDS = 12 * 60 * 60
+MAX_FORM_BYTES = 256 * 1024
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+# Paths a visitor reaches without logging in, and those a mailbox with a
+# temporary password may still reach (relative to the prefix).
+PUBLIC_PATHS = ("/login", "/lang/")
+FORCED_CHANGE_PATHS = ("/password", "/logout", "/lang/")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _utcnow_default() -> Callable[[], dt.datetime]:
+    return utcnow
+
+
+@dataclass
+class WebState:
+    """What every handler shares; built once by :func:`make_app`."""
+
+    config: Callable[[], Config]
+    session_factory: sessionmaker[Session]
+    templates: jinja2.Environment
+    catalogs: dict[str, dict[str, str]]
+    prefix: str  # "" or "/admin": the path of web.base_url, without the final "/"
+    secure_cookies: bool
+    clock: Callable[[], dt.datetime] = field(default_factory=_utcnow_default)
+
+    async def db(self, fn: Callable[[Session], T]) -> T:
+        """``fn`` in one committed transaction, in a worker thread (hashing is slow)."""
+        def run() -> T:
+            with self.session_factory.begin() as session:
+                return fn(session)
+        return await asyncio.to_thread(run)
+
+    async def db_dry(self, fn: Callable[[Session], T]) -> T:
+        """``fn`` in a transaction that is rolled back: the store's own validation,
+        without saving (the confirm step)."""
+        def run() -> T:
+            with self.session_factory() as session:
+                try:
+                    return fn(session)
+                finally:
+                    session.rollback()
+        return await asyncio.to_thread(run)
+
+    def url(self, path: str) -> str:
+        return f"{self.prefix}{path}"
+
+
+STATE: web.AppKey[WebState] = web.AppKey("mailadmin_web_state", WebState)
+
+
+@dataclass
+class Page:
+    """One request as the views see it."""
+
+    request: web.Request
+    state: WebState
+    t: i18n.Translator
+    mailbox: MailboxInfo | None = None
+    session_token: str | None = None
+    csrf: str = ""
+
+    @property
+    def lang(self) -> str:
+        return self.t.lang
+
+    @property
+    def address(self) -> str:
+        """The session's mailbox: the only mailbox any handler acts on."""
+        if self.mailbox is None:
+            raise web.HTTPForbidden()
+        return self.mailbox.address
+
+    @property
+    def config(self) -> Config:
+        return self.state.config()
+
+    @property
+    def policy(self) -> Policy:
+        domain = self.mailbox.domain if self.mailbox else ""
+        return self.config.policies.for_domain(domain)
+
+    def problems(self, problems: tuple[Problem, ...] | list[Problem]) -> list[str]:
+        return [self.t.problem(p) for p in problems]
+
+    def render(self, template: str, status: int = 200, **context: Any) -> web.Response:
+        body = self.state.templates.get_template(template).render(
+            t=self.t, lang=self.lang, csrf=self.csrf, url=self.state.url, mailbox=self.mailbox,
+            path=self.request.path, **context,
+        )
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+    def redirect(self, path: str) -> web.HTTPSeeOther:
+        return web.HTTPSeeOther(self.state.url(path))
+
+
+PAGE: web.RequestKey[Page] = web.RequestKey("mailadmin_page", Page)
+
+
+def page_of(request: web.Request) -> Page:
+    return request[PAGE]
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's address.  Behind the local reverse proxy (a loopback peer) it is
+    the last X-Forwarded-For hop, the one the proxy itself added."""
+    peer = request.remote or ""
+    if peer in ("127.0.0.1", "::1"):
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1]
+    return peer
+
+
+def set_cookie(state: WebState, response: web.StreamResponse, name: str, value: str,
+               *, max_age: int | None = None, http_only: bool = True) -> None:
+    response.set_cookie(name, value, path=state.prefix or "/", max_age=max_age,
+                        httponly=http_only, secure=state.secure_cookies, samesite="Lax")
+
+
+def clear_cookie(state: WebState, response: web.StreamResponse, name: str) -> None:
+    response.del_cookie(name, path=state.prefix or "/", secure=state.secure_cookies,
+                        samesite="Lax")
+
+
+def _relative(state: WebState, request: web.Request) -> str:
+    path = request.path
+    if state.prefix and path.startswith(state.prefix):
+        return path[len(state.prefix):] or "/"
+    return path
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(SECURITY_HEADERS)
+        raise
+    response.headers.update(SECURITY_HEADERS)
+    if "Cache-Control" not in response.headers:
+        # Pages show a mailbox's settings and mail: never kept by a shared cache.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@web.middleware
+async def session_and_language(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    relative = _relative(state, request)
+    if relative.startswith("/static/"):
+        return await handler(request)
+    lang = i18n.choose_language(request.cookies.get(i18n.LANG_COOKIE),
+                                request.headers.get("Accept-Language"))
+    page = Page(request, state, i18n.Translator(lang, state.catalogs))
+    request[PAGE] = page
+
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        now = state.clock()
+
+        def load(session: Session) -> tuple[web_sessions.SessionInfo, MailboxInfo] | None:
+            info = web_sessions.touch_session(session, token, now, idle_seconds=IDLE_TIMEOUT_SECONDS,
+                                              max_age_seconds=MAX_SESSION_AGE_SECONDS)
+            if info is None:
+                return None
+            try:
+                box = mailboxes.get_mailbox(session, info.mailbox)
+            except NotFound:
+                return None
+            if box.status != "active":
+                # A suspended mailbox is logged out at its next request.
+                web_sessions.delete_session(session, token)
+                return None
+            return info, box
+
+        found = await state.db(load)
+        if found is not None:
+            page.session_token = token
+            page.csrf = found[0].csrf_token
+            page.mailbox = found[1]
+
+    public = relative == "/login" or relative.startswith("/lang/")
+    if page.mailbox is None:
+        page.csrf = request.cookies.get(PRE_CSRF_COOKIE, "")
+        if not public:
+            if request.method == "POST":
+                raise web.HTTPForbidden(text="session expired")
+            raise page.redirect("/login")
+
+    if request.method == "POST":
+        form = await request.post()
+        sent = form.get("csrf")
+        if not page.csrf or not isinstance(sent, str) or not hmac.compare_digest(sent, page.csrf):
+            return page.render("error.html", status=403, message=page.t("error.csrf"))
+
+    if (page.mailbox is not None and page.mailbox.must_change_password
+            and not any(relative == p or relative.startswith(p) for p in FORCED_CHANGE_PATHS)
+            and relative != "/login"):
+        raise page.redirect("/password")
+
+    response = await handler(request)
+    if page.mailbox is None and not request.cookies.get(PRE_CSRF_COOKIE) and page.csrf:
+        set_cookie(state, response, PRE_CSRF_COOKIE, page.csrf)
+    return response
+
+
+def new_pre_csrf(page: Page) -> str:
+    """The double-submit token of the login form (there is no session yet)."""
+    if not page.csrf:
+        page.csrf = secrets.token_urlsafe(32)
+    return page.csrf
+
+
+@web.middleware
+async def not_found_page(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        page = request.get(PAGE)
+        if isinstance(page, Page):
+            return page.render("error.html", status=404, message=page.t("error.not_found"))
+        raise
+
+
+def make_templates(template_dir: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        autoescape=True,  # every template: senders and subjects are attacker-controlled
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def make_app(
+    config: Callable[[], Config],
+    session_factory: sessionmaker[Session],
+    *,
+    clock: Callable[[], dt.datetime] = utcnow,
+    web_dir: Path | None = None,
+) -> web.Application:
+    """The admin page for ``config().conf.web.base_url``, on the store of ``session_factory``."""
+    from mailadmin.webapp.routes import add_routes
+
+    root = web_dir or paths.shipped("web")
+    base = urlsplit(config().conf.web.base_url)
+    state = WebState(
+        config=config,
+        session_factory=session_factory,
+        templates=make_templates(root / "templates"),
+        catalogs=i18n.load_catalogs(root / "locale"),
+        prefix=base.path.rstrip("/"),
+        secure_cookies=base.scheme == "https",
+        clock=clock,
+    )
+    app = web.Application(
+        middlewares=[security_headers, session_and_language, not_found_page],
+        client_max_size=MAX_FORM_BYTES,
+    )
+    app[STATE] = state
+    add_routes(app, state.prefix, root / "static")
+    return app
+
+
+async def start_web(listen: str, runtime: Runtime) -> asyncio.base_events.Server:
+    """The ``web`` role: the admin page on ``listen`` (``inet:host:port`` or
+    ``unix:/path``), on ``runtime``'s store and configuration; returns the
+    listening asyncio server (closing it stops accepting)."""
+    app = make_app(runtime.config, runtime.store.session_factory, clock=runtime.clock)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    assert runner.server is not None  # set by setup()
+    server = await create_protocol_server(listen, runner.server)
+    log.info("web listening on %s", listen)
+    return server

@@ -1,0 +1,203 @@
+"""Admin page fixtures: a migrated SQLite store with mailboxes, the app on
+aiohttp's test server (a free loopback port), and a logged-in client.
+
+Hashing passwords (Argon2id) is slow, so one template store is built per
+session and copied for each test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailadmin.config.model import (
+    Config,
+    ContentFilterConf,
+    DatabaseConf,
+    DomainDefaultsConf,
+    GeoipConf,
+    ListenerConf,
+    LoggingConf,
+    PathsConf,
+    Policies,
+    Policy,
+    RelayConf,
+    RuntimeConf,
+    ScannerConf,
+    SiteFilters,
+    WebConf,
+)
+from mailadmin.store import db, mailboxes
+from mailadmin.webapp import make_app
+
+START = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
+DOMAIN = "example.jp"
+TARO = "taro@example.jp"      # mailbox A
+HANAKO = "hanako@example.jp"  # mailbox B
+NEWBIE = "new@example.jp"     # still has its temporary password
+SUSPENDED = "gone@example.jp"
+PASSWORD = "Passw0rd.1"
+HANAKO_PASSWORD = "Hanak0-pass"
+
+CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
+
+
+def make_config(url: str, base_url: str = "http://127.0.0.1:8080/", policy: Policy | None = None) -> Config:
+    conf = RuntimeConf(
+        database=DatabaseConf(url),
+        clamd=ScannerConf("127.0.0.1:3310", 5.0, 25_000_000),
+        spamd=ScannerConf("127.0.0.1:783", 5.0, 500_000),
+        relay=RelayConf(),
+        geoip=GeoipConf(),
+        milter=ListenerConf("inet:127.0.0.1:8891"),
+        postfix_policy=ListenerConf("inet:127.0.0.1:10040"),
+        content_filter=ContentFilterConf(),
+        web=WebConf(base_url=base_url),
+        domains=DomainDefaultsConf(),
+        logging=LoggingConf(),
+        paths=PathsConf(Path("policies"), Path("filters")),
+    )
+    return Config(conf, Policies(policy or Policy()), SiteFilters())
+
+
+@dataclass(frozen=True)
+class Template:
+    path: Path
+    newbie_password: str
+
+
+@pytest.fixture(scope="session")
+def web_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    path = tmp_path_factory.mktemp("web-template") / "store.db"
+    url = f"sqlite:///{path}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    policy = Policy()
+    with db.make_session_factory(engine).begin() as session:
+        mailboxes.add_domain(session, DOMAIN, smtp_server="smtp.example.jp", pop_server="pop.example.jp")
+        for address, password in ((TARO, PASSWORD), (HANAKO, HANAKO_PASSWORD), (SUSPENDED, PASSWORD)):
+            mailboxes.add_mailbox(session, address, policy)
+            mailboxes.set_password(session, address, password, policy)
+        mailboxes.set_status(session, SUSPENDED, "suspended")
+        newbie = mailboxes.add_mailbox(session, NEWBIE, policy)
+    engine.dispose()
+    return Template(path, newbie)
+
+
+@dataclass
+class Clock:
+    now: dt.datetime = START
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@dataclass
+class Web:
+    """The app under test and its store."""
+
+    client: TestClient[Any, Any]
+    factory: sessionmaker[Session]
+    clock: Clock
+    template: Template
+    last_html: str = field(default="")
+
+    def csrf(self, html: str | None = None) -> str:
+        match = CSRF_RE.search(html if html is not None else self.last_html)
+        assert match, "no CSRF field on the page"
+        return match.group(1)
+
+    async def get(self, path: str, **kw: Any) -> tuple[int, str]:
+        response = await self.client.get(path, **kw)
+        text = await response.text()
+        if response.content_type == "text/html":
+            self.last_html = text
+        return response.status, text
+
+    async def post(self, path: str, data: dict[str, Any] | list[tuple[str, str]] | None = None,
+                   *, csrf: str | None = None, **kw: Any) -> tuple[int, str]:
+        items: list[tuple[str, str]] = list(data.items()) if isinstance(data, dict) else list(data or [])
+        if csrf is None and self.last_html:
+            csrf = self.csrf()
+        if csrf is not None:
+            items.append(("csrf", csrf))
+        response = await self.client.post(path, data=items, **kw)
+        text = await response.text()
+        self.last_html = text
+        return response.status, text
+
+    async def login(self, address: str = TARO, password: str = PASSWORD) -> tuple[int, str]:
+        await self.get("/login")
+        return await self.post("/login", {"address": address, "password": password})
+
+    async def confirm_and_done(self, path: str, data: dict[str, Any] | list[tuple[str, str]]) -> str:
+        """Input → confirm → done; returns the done page."""
+        status, html = await self.post(path + "/confirm", data)
+        assert status == 200, html
+        return await self.press_confirm(path)
+
+    async def press_confirm(self, path: str) -> str:
+        fields = dict(re.findall(r'name="(pending|signature|step)" value="([^"]*)"', self.last_html))
+        import html as html_lib
+        fields = {k: html_lib.unescape(v) for k, v in fields.items()}
+        status, html = await self.post(path + "/done", fields)
+        assert status == 200, html
+        return html
+
+    def session(self) -> Session:
+        return self.factory()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store_url(web_template: Template, tmp_path: Path) -> str:
+    path = tmp_path / "store.db"
+    shutil.copyfile(web_template.path, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def factory(store_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = db.make_engine(store_url)
+    yield db.make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def config(store_url: str) -> Config:
+    return make_config(store_url)
+
+
+@pytest.fixture
+async def web(config: Config, factory: sessionmaker[Session], clock: Clock,
+              web_template: Template) -> AsyncIterator[Web]:
+    app = make_app(lambda: config, factory, clock=clock)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield Web(client, factory, clock, web_template)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def taro(web: Web) -> Web:
+    status, html = await web.login()
+    assert status == 200 and "taro@example.jp" in html
+    return web
