@@ -10,6 +10,7 @@ Failures are mapped at this boundary:
   (the outbox keeps the message and retries it with a backoff);
 - a 5xx on the session or on MAIL/DATA, or a 5xx for every recipient ->
   :class:`ServiceProtocolError` (a permanent refusal: the outbox stops trying);
+  a reply that is not SMTP at all counts as unavailable, not as a refusal;
 - some recipients refused while others were taken -> a :class:`Delivery` that
   lists them, 5xx as ``refused`` (never retried), 4xx as ``deferred`` (the
   outbox retries only those).
@@ -53,9 +54,11 @@ def _reply(code: int, message: str) -> str:
 
 def _failure(code: int, message: str, what: str) -> ServiceUnavailable | ServiceProtocolError:
     detail = f"{what}: {_reply(code, message)}"
-    if 400 <= code < 500:
-        return ServiceUnavailable(SERVICE, detail)
-    return ServiceProtocolError(SERVICE, detail)
+    # Only a real 5xx is a permanent refusal; a garbled reply (aiosmtplib's
+    # code -1) means a wrong or broken peer, which may be fixed: retry.
+    if 500 <= code < 600:
+        return ServiceProtocolError(SERVICE, detail)
+    return ServiceUnavailable(SERVICE, detail)
 
 
 async def send(

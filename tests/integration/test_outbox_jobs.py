@@ -7,11 +7,13 @@ quarantine notices are batched per mailbox and interval."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import email
 import email.policy
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,6 +293,24 @@ async def test_the_outbox_loop_wakes_on_enqueue_and_stops(runtime: Runtime, sink
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert [r.rcpt_tos for r in sink.received] == [["alice@example.org"], ["bob@example.org"]]
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "garbage", "drop", "refuse"])
+async def test_a_broken_relay_keeps_the_mail_for_a_retry(
+        runtime: Runtime, behaviour: str,
+        fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
+    async with fake_scanner(behaviour) as address:
+        host, port = address.rsplit(":", 1)
+        base = runtime.config()
+        relay = dataclasses.replace(base.conf.relay, host=host, port=int(port), timeout_seconds=0.5)
+        config = dataclasses.replace(base, conf=dataclasses.replace(base.conf, relay=relay))
+        broken = Runtime(lambda: config, runtime.store, runtime.engine, runtime.clock)
+        item = enqueue(broken, "auto_reply", "", ["alice@example.org"])
+        assert await jobs.drain_outbox(broken) == 1
+    kept = rows(runtime)[item]
+    assert kept.attempts == 1 and kept.last_error
+    assert kept.next_attempt_at == T0 + dt.timedelta(seconds=60)  # retried, not given up
+    assert sent_at(runtime, item) is None
 
 
 # ---------------------------------------------------------------- several senders
