@@ -316,6 +316,17 @@ async def test_a_broken_relay_keeps_the_mail_for_a_retry(
 # ---------------------------------------------------------------- several senders
 
 
+async def test_a_sender_that_died_mid_send_leaves_the_item_to_the_next(runtime: Runtime, sink: RelaySink,
+                                                                       clock: Clock) -> None:
+    item = enqueue(runtime, "auto_reply", "", ["alice@example.org"])
+    with runtime.store.session_factory.begin() as s:  # leased, then the process is killed
+        assert [i.id for i in outbox.claim_due(s, T0, jobs.OUTBOX_LEASE_SECONDS)] == [item]
+    assert await jobs.drain_outbox(runtime) == 0  # still leased: nobody sends it twice
+    clock.advance(seconds=jobs.OUTBOX_LEASE_SECONDS)
+    assert await jobs.drain_outbox(runtime) == 1  # a restarted sender picks it up
+    assert len(sink.received) == 1 and sent_at(runtime, item) == clock.now
+
+
 def test_concurrent_claims_never_share_an_item(runtime: Runtime) -> None:
     """Threads of separate engines lease from one SQLite file at the same instant."""
     url = runtime.config().conf.database.url
