@@ -122,6 +122,7 @@ def stack(spamd_instance: SpamdInstance, test_mmdb_path: Path) -> Iterator[Stack
         milter_socket=base / "run" / "milter.sock",
         policy_port=free_port(),
         filter_port=free_port(),
+        sasl_port=free_port(),
     )
     database_url = f"sqlite:///{base / 'mailadmin.db'}"
     environ = {

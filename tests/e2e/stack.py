@@ -193,6 +193,7 @@ class Postfix:
     milter_socket: Path
     policy_port: int
     filter_port: int
+    sasl_port: int
     ports: dict[str, int] = field(default_factory=dict)
     _relay_enabled: bool = True
 
@@ -272,6 +273,13 @@ smtpd_banner = $myhostname ESMTP e2e
   -o smtpd_milters=
   -o smtpd_recipient_restrictions=permit_mynetworks,reject
   -o content_filter=smtp:[127.0.0.1]:{p['main']}
+127.0.0.1:{p['submission']} inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path=inet:127.0.0.1:{self.sasl_port}
+  -o smtpd_sasl_security_options=noanonymous
+  -o smtpd_tls_security_level=none
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -306,7 +314,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
                                  f"\n{tail(self.maillog)}")
 
     def start(self) -> None:
-        for name in ("main", "policy", "filter", "upstream", "relay"):
+        for name in ("main", "policy", "filter", "upstream", "relay", "submission"):
             self.ports[name] = free_port()
         (self.etc).mkdir(parents=True)
         self.queue.mkdir()
@@ -316,7 +324,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         self.etc.joinpath("master.cf").write_text(self._master_cf())
         self._postfix("check")
         self._postfix("start")
+        # Not the submission port: without Dovecot up its smtpd dies, and
+        # master then holds the service back for a minute.
         for name, port in self.ports.items():
+            if name == "submission":
+                continue
             wait_for(lambda: port_open(port), f"Postfix {name} smtpd on port {port}",
                      details=lambda: tail(self.maillog))
 
@@ -524,6 +536,14 @@ class StoreAccess:
                                      .values(next_attempt_at=now))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
+    def set_password(self, address: str, password: str) -> None:
+        with self.sessions.begin() as session:
+            mailboxes.set_password(session, address, password, self.policy)
+
+    def set_status(self, address: str, status: str) -> None:
+        with self.sessions.begin() as session:
+            mailboxes.set_status(session, address, status)
+
     def set_unlocked_until(self, address: str, until: dt.datetime | None) -> None:
         with self.sessions.begin() as session:
             mailboxes.mailbox_row(session, address).overseas_unlocked_until = until
@@ -537,3 +557,40 @@ def unique(prefix: str, _counter: list[int] = [0]) -> str:  # noqa: B006 - a pro
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+class HangingScanner:
+    """A spamd (or clamd) that accepts, reads and never answers; counts connections,
+    so a test knows when a message is in flight inside mailadmin."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.address = "127.0.0.1:%d" % self._sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.append(conn)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._conns)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        with self._lock:
+            for conn in self._conns:
+                conn.close()

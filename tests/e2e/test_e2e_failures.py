@@ -1,0 +1,130 @@
+"""Failures through a real Postfix (SPEC §7, §10, §11): scanners and the relay
+down, the daemon killed mid-transaction, stopped, reconfigured while running.
+Nothing may be lost, delivered twice, or bounced."""
+
+from __future__ import annotations
+
+import signal
+
+from tests.e2e import mail
+from tests.e2e.conftest import Stack
+from tests.e2e.stack import HangingScanner, send, wait_for
+
+
+def test_clamd_down_tempfails_then_the_queued_message_is_delivered(mailstack: Stack) -> None:
+    rcpt = mailstack.store.mailbox("cd", virus_scan=True)
+    frm = mail.sender()
+    mailstack.clamd.stop()
+
+    direct = send(mailstack.main_port, frm, [rcpt], mail.clean(rcpt, frm, subject="direct"))
+    assert (direct.stage, direct.code) == ("data", 451), direct
+
+    # Through a queue (the upstream listener plays the remote MTA): deferred, kept.
+    offset = mailstack.postfix.log_size()
+    assert send(mailstack.postfix.ports["upstream"], frm, [rcpt],
+                mail.clean(rcpt, frm, subject="queued")).accepted
+    wait_for(lambda: mailstack.postfix.deferred() >= 1, "the message to be deferred",
+             details=mailstack.diagnostics)
+    assert "451 4.7.1" in mailstack.postfix.log_since(offset)
+    assert mailstack.sink.to(rcpt) == []
+
+    mailstack.clamd.start()
+    mailstack.postfix.flush()
+    [delivered] = mailstack.sink.wait_to(rcpt, details=mailstack.diagnostics)
+    assert delivered.subject == "queued"
+    wait_for(lambda: mailstack.postfix.deferred() == 0, "the deferred queue to empty")
+    mailstack.settle()
+    assert len(mailstack.sink.to(rcpt)) == 1
+    assert mailstack.sink.bounces() == []
+
+
+def test_relay_down_keeps_the_auto_reply_until_it_returns(mailstack: Stack) -> None:
+    rcpt = mailstack.store.mailbox("rd", auto_reply={"enabled": True, "subject": "Away", "body": "Back Monday."})
+    frm = mail.sender()
+    mailstack.postfix.set_relay(False)
+
+    assert send(mailstack.main_port, frm, [rcpt], mail.clean(rcpt, frm)).accepted
+    [row] = wait_for(lambda: [r for r in mailstack.store.outbox_to(frm, "auto_reply")
+                              if r.attempts >= 1 and r.last_error],
+                     "a failed attempt to reach the relay", details=mailstack.diagnostics)
+    assert row.sent_at is None
+    mailstack.settle()
+    assert len(mailstack.sink.to(rcpt)) == 1, "the message itself does not wait for the relay"
+    assert mailstack.sink.to(frm) == []
+
+    mailstack.postfix.set_relay(True)
+    # What the passing of the outbox's retry delay does, without waiting a minute.
+    assert mailstack.store.make_outbox_due() >= 1
+    [reply] = mailstack.sink.wait_to(frm, details=mailstack.diagnostics)
+    assert reply.subject == "Away"
+    mailstack.settle()
+    assert len(mailstack.sink.to(frm)) == 1
+
+
+def test_daemon_killed_mid_transaction_loses_nothing(mailstack: Stack) -> None:
+    milter_rcpt = mailstack.store.mailbox("kill", spam_scan=True)
+    filter_rcpt = mailstack.store.mailbox("kill", spam_scan=True)
+    frm = mail.sender()
+    hanging = HangingScanner()
+    try:
+        mailstack.daemon.restart(MAILADMIN_SPAMD_ADDRESS=hanging.address)
+        assert send(mailstack.postfix.ports["upstream"], frm, [milter_rcpt],
+                    mail.clean(milter_rcpt, frm, subject="via milter")).accepted
+        assert send(mailstack.postfix.ports["filter"], frm, [filter_rcpt],
+                    mail.clean(filter_rcpt, frm, subject="via filter")).accepted
+        wait_for(lambda: hanging.connections >= 2, "both messages to be inside mailadmin (at spamd)",
+                 details=mailstack.diagnostics)
+        mailstack.daemon.kill()
+    finally:
+        hanging.close()
+
+    wait_for(lambda: mailstack.postfix.deferred() >= 2, "Postfix to defer both messages",
+             details=mailstack.diagnostics)
+    assert mailstack.sink.to(milter_rcpt) == [] and mailstack.sink.to(filter_rcpt) == []
+
+    mailstack.daemon.restart()
+    mailstack.postfix.flush()
+    mailstack.sink.wait_to(milter_rcpt, details=mailstack.diagnostics)
+    mailstack.sink.wait_to(filter_rcpt, details=mailstack.diagnostics)
+    wait_for(lambda: mailstack.postfix.deferred() == 0, "the deferred queue to empty")
+    mailstack.settle()
+    assert [m.subject for m in mailstack.sink.to(milter_rcpt)] == ["via milter"]
+    assert [m.subject for m in mailstack.sink.to(filter_rcpt)] == ["via filter"]
+    assert mailstack.sink.bounces() == []
+
+
+def test_site_filters_reload_without_restart(mailstack: Stack) -> None:
+    rcpt = mailstack.store.mailbox("site")
+    blocked = f"{mail.sender('bulk').split('@')[0]}@site-block.example"
+    pid = mailstack.daemon.process.pid if mailstack.daemon.process else None
+    reloads = mailstack.daemon.log().count("configuration reloaded")
+    block_list = mailstack.filters_dir / "sender_block.list"
+    block_list.write_text(block_list.read_text() + "site-block.example\n")
+    wait_for(lambda: mailstack.daemon.log().count("configuration reloaded") > reloads,
+             "the daemon to notice the filters/ change", details=mailstack.diagnostics)
+
+    assert send(mailstack.main_port, blocked, [rcpt], mail.clean(rcpt, blocked)).accepted
+    mailstack.settle()
+    assert mailstack.sink.to(rcpt) == []
+    [item] = mailstack.store.quarantine(rcpt)
+    assert "site" in item.reason
+    assert mailstack.daemon.process is not None and mailstack.daemon.process.pid == pid
+
+
+def test_sighup_reloads_and_sigterm_stops_cleanly(mailstack: Stack) -> None:
+    daemon = mailstack.daemon
+    assert daemon.process is not None
+    reloads = daemon.log().count("configuration reloaded")
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.log().count("configuration reloaded") > reloads, "the SIGHUP reload",
+             details=mailstack.diagnostics)
+    # Postfix holds milter and policy connections open (an smtpd keeps its
+    # policy connection between sessions): stopping must still end, with status 0.
+    rcpt = mailstack.store.mailbox("term")
+    frm = mail.sender()
+    assert send(mailstack.main_port, frm, [rcpt], mail.clean(rcpt, frm)).accepted
+    assert daemon.stop() == 0
+    assert "mailadmin: stopped" in daemon.log()
+    after = send(mailstack.main_port, frm, [rcpt], mail.clean(rcpt, frm, subject="while down"))
+    assert after.code in (421, 451), "with mailadmin gone Postfix tempfails (milter_default_action)"
+    daemon.restart()
