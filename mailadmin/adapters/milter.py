@@ -70,7 +70,6 @@ SKIPPED_EVENTS = mc.Proto.NODATA | mc.Proto.NOEOH | mc.Proto.NOUNKNOWN
 NO_REPLY = (mc.Proto.NR_CONN | mc.Proto.NR_HELO | mc.Proto.NR_RCPT | mc.Proto.NR_HDR
             | mc.Proto.NR_BODY | mc.Proto.NR_DATA | mc.Proto.NR_EOH | mc.Proto.NR_UNKN)
 CLOSE_POLL_SECONDS = 0.2
-UNEXPECTED_TEMPFAIL = SmtpReply(451, "4.7.1", "Temporary local problem; try again later")
 
 _NO_REPLY_BIT: dict[type, mc.Proto] = {
     mc.Connect: mc.Proto.NR_CONN, mc.Helo: mc.Proto.NR_HELO, mc.Mail: mc.Proto.NR_MAIL,
@@ -311,7 +310,8 @@ class MilterSession:
             raise
         except Exception:
             log.exception("milter failure, message tempfailed queue_id=%s", queue_id or self.macro("i") or "-")
-            if isinstance(command, mc.EndOfMessage):
+            if isinstance(command, (mc.EndOfMessage, mc.Mail)):
+                # The MTA's transaction ends with this answer.
                 self._end_transaction()
                 return [mc.Tempfail()]
             self._tx.failed = True
@@ -337,7 +337,10 @@ class MilterSession:
                 if macros is not None:
                     self._macros[b"M"] = macros
                 self._tx.mail_args = args
-                return [await self._check_submission()]
+                answer = await self._check_submission()
+                if answer != mc.Continue():
+                    self._end_transaction()  # refused: the MTA drops the transaction
+                return [answer]
             case mc.Rcpt(args):
                 self._tx.rcpt_args.append(args[0])
             case mc.Header(name, value):
@@ -377,6 +380,11 @@ class MilterSession:
 
     async def _end_of_message(self) -> list[mc.Response]:
         if self._tx.failed:
+            return [mc.Tempfail()]
+        if not self._tx.open:
+            # No MAIL for this message (or it was refused): nothing to decide,
+            # and accepting would pass mail nobody checked.
+            log.warning("milter end of message without a transaction; tempfailed")
             return [mc.Tempfail()]
         envelope = self.envelope()
         raw = self.message_bytes()
@@ -448,6 +456,9 @@ class MilterConnection:
             log.warning("milter connection closed inside a packet")
         except (ConnectionError, OSError) as exc:
             log.debug("milter connection lost: %s", exc)
+        except Exception:
+            # The MTA answers a lost milter with its milter_default_action.
+            log.exception("milter connection failed; closing it")
         finally:
             self._writer.close()
 

@@ -360,3 +360,17 @@ async def test_quit_nc_starts_a_new_smtp_session_on_the_same_connection() -> Non
     await transaction(session, ["taro@example.jp"])
     env = rt.applied[0][0].envelope
     assert env.client_address == "198.51.100.7" and env.helo is None
+
+
+async def test_end_of_message_without_a_transaction_is_never_accepted() -> None:
+    rt = runtime(countries={"203.0.113.9": "US"})
+    session = MilterSession(rt)  # type: ignore[arg-type]
+    await session.handle(POSTFIX_OFFER)
+    assert await session.handle(mc.EndOfMessage()) == [mc.Tempfail()]
+    # a refused MAIL ends the transaction: a stray end of message is not decided
+    await session.handle(mc.Connect("unknown", "4", 5555, "203.0.113.9"))
+    await session.handle(mc.Macros(b"M", {"{auth_authen}": "taro@example.jp"}))
+    [refusal] = await session.handle(mc.Mail(("<taro@example.jp>",)))
+    assert isinstance(refusal, mc.ReplyCode) and not session.in_message
+    assert await session.handle(mc.EndOfMessage()) == [mc.Tempfail()]
+    assert rt.applied == []
