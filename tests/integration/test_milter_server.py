@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mailadmin.adapters import milter_codec as mc
-from mailadmin.adapters.milter import start_milter
+from mailadmin.adapters.milter import start_milter, start_milter_service
 from mailadmin.config.model import Policy
 from mailadmin.engine.decide import Engine
 from mailadmin.listeners import bound_address
@@ -260,6 +260,26 @@ async def test_closing_the_server_closes_idle_connections(tmp_path: Path, clamd_
     # the idle connection ends by itself (no further message is taken)
     assert await asyncio.wait_for(client.reader.read(), IO_TIMEOUT_SECONDS) == b""
     client.writer.close()
+
+
+async def test_a_message_in_flight_finishes_after_close(tmp_path: Path, clamd_instance: Any,
+                                                      spamd_instance: Any) -> None:
+    runtime = make_runtime(make_store(tmp_path / "flight.db"), clamd_instance.tcp_address,
+                           spamd_instance.tcp_address)
+    service, server = await start_milter_service("inet:127.0.0.1:0", runtime)
+    client = await MtaClient.connect(bound_address(server))
+    await client.ask(mc.Connect("client.example.org", "4", 40000, "192.0.2.10"))
+    assert await client.ask(mc.Mail(("<a@example.org>",))) == [mc.Continue()]
+    await client.ask(mc.Rcpt(("<taro@example.jp>",)))
+    drained = asyncio.create_task(service.drain(IO_TIMEOUT_SECONDS))
+    await client.ask(mc.Header("Subject", "late"))
+    await client.ask(mc.Body(b"still here\r\n"))
+    answer = await client.ask(mc.EndOfMessage())  # (spamd tags this bare message; fine)
+    assert answer[-1] == mc.Accept()
+    assert await asyncio.wait_for(client.reader.read(), IO_TIMEOUT_SECONDS) == b""
+    assert await drained is True
+    client.writer.close()
+    server.close()
 
 
 # ---------------------------------------------------------------- Debian's miltertest
