@@ -17,9 +17,11 @@ Lifecycle:
   (:class:`ConfigHolder`: all or nothing; a broken edit keeps the running
   configuration and is logged);
 - SIGTERM/SIGINT: ``STOPPING=1``; the listeners stop accepting; connections
-  already open get :data:`DRAIN_SECONDS` to finish their SMTP/milter/policy
-  exchange; whatever is still running then is cancelled and its connection
-  dropped, which the MTA answers with a temporary failure and retries later.
+  already open get :data:`DRAIN_SECONDS` to finish their SMTP/milter
+  exchange (policy delegation connections, idle between one-line requests,
+  only :data:`IDLE_DRAIN_SECONDS`); whatever is still running then is
+  cancelled and its connection dropped, which the MTA answers with a
+  temporary failure and retries later.
   Nothing is half-applied: a decision's database effects are one transaction
   (engine/execute.py).  The jobs stop last, so mail queued by the final
   transactions still leaves; the exit status is 0.
@@ -47,8 +49,7 @@ from mailadmin.config.model import Config
 from mailadmin.config.reload import ConfigHolder
 from mailadmin.listeners import bound_address
 from mailadmin.sd_notify import notify
-from mailadmin.store import quarantine
-from mailadmin.wiring import Runtime, make_runtime, open_store, utcnow
+from mailadmin.wiring import Runtime, make_runtime
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,13 @@ def _log_refused(error: Exception) -> None:
 async def _reload_loop(holder: ConfigHolder) -> None:
     while True:
         await asyncio.sleep(RELOAD_INTERVAL_SECONDS)
+        before = holder.current
         # Stat'ing a few files is cheap, but a slow disk must not stall SMTP.
         error = await asyncio.to_thread(holder.reload_if_changed)
         if error is not None:
             _log_refused(error)
+        elif holder.current is not before:
+            log.info("configuration reloaded (files changed)")
 
 
 def _reload_now(holder: ConfigHolder) -> None:
@@ -215,15 +219,16 @@ async def _stop_tasks(tasks: list[asyncio.Task[None]], grace_seconds: float) -> 
 # ------------------------------------------------------------------ running
 
 
-async def _purge_once(holder: ConfigHolder) -> None:
-    store = open_store(holder.current)
+async def _jobs_once(holder: ConfigHolder) -> None:
+    """Each job once (``serve --once``, e.g. from cron on a host without the jobs role)."""
+    from mailadmin import jobs
 
-    def purge() -> int:
-        with store.session_factory.begin() as session:
-            return quarantine.purge_expired(session, utcnow())
-
-    n = await asyncio.to_thread(purge)
-    _say(f"{n} expired quarantine item(s) deleted")
+    runtime = make_runtime(lambda: holder.current)
+    purged = await jobs.purge_once(runtime)
+    notices = await jobs.send_quarantine_notices(runtime)
+    sent = await jobs.drain_outbox(runtime)
+    done = ", ".join(f"{n} {what}" for what, n in purged.items())
+    _say(f"purged: {done or 'nothing'}; {notices} quarantine notice(s) queued; {sent} outbox message(s) handled")
 
 
 async def _run(holder: ConfigHolder, role: str) -> None:
@@ -281,7 +286,7 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     environ = dict(os.environ)
     holder = ConfigHolder(Path(resolve_config_file(args.config, environ)), environ)
     if args.once:
-        asyncio.run(_purge_once(holder))
+        asyncio.run(_jobs_once(holder))
         return 0
     asyncio.run(_run(holder, args.role))
     return 0

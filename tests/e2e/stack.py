@@ -396,14 +396,14 @@ class Daemon:
     def log_path(self) -> Path:
         return self.base / f"mailadmin-{self.runs}.log"
 
-    def start(self, **overrides: str) -> None:
+    def start(self, role: str = "all", **overrides: str) -> None:
         self.runs += 1
         self.runs_with_overrides = bool(overrides)
         env = {**os.environ, **self.environ, **overrides}
         with open(self.log_path, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mailadmin", "--config", str(REPO_ROOT / "conf" / "mailadmin.toml"),
-                 "serve"],
+                 "serve", role],
                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=self.base,
             )

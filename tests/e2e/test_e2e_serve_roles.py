@@ -1,0 +1,67 @@
+"""``mailadmin serve ROLE`` runs that role alone and prints each listener's real
+address; ``serve --once`` runs the jobs once (SPEC §11)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import Stack
+from tests.e2e.stack import REPO_ROOT, Daemon, free_port
+
+
+def role_daemon(stack: Stack, tmp_path: Path) -> Daemon:
+    return Daemon(tmp_path, {
+        **stack.daemon.environ,
+        "MAILADMIN_POSTFIX_POLICY_LISTEN": f"inet:127.0.0.1:{free_port()}",
+        "MAILADMIN_MILTER_LISTEN": f"unix:{tmp_path / 'milter.sock'}",
+        "MAILADMIN_CONTENT_FILTER_LISTEN": f"inet:127.0.0.1:{free_port()}",
+    })
+
+
+def test_policy_role_alone(mailstack: Stack, tmp_path: Path) -> None:
+    daemon = role_daemon(mailstack, tmp_path)
+    daemon.start("policy")
+    try:
+        output = daemon.log_path.read_text()
+        [port] = re.findall(r"policy listening on inet:127\.0\.0\.1:(\d+)", output)
+        assert daemon.environ["MAILADMIN_POSTFIX_POLICY_LISTEN"] == f"inet:127.0.0.1:{port}"
+        assert "milter listening" not in output and "filter listening" not in output
+        assert "job " not in output, "the jobs run in their own role"
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as sock:
+            sock.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nsender=a@b.example\n"
+                         b"recipient=c@example.jp\nclient_address=8.8.8.8\n\n")
+            reply = b""
+            while not reply.endswith(b"\n\n"):
+                chunk = sock.recv(1024)
+                assert chunk, reply
+                reply += chunk
+        assert reply == b"action=DUNNO\n\n"
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_jobs_role_alone(mailstack: Stack, tmp_path: Path) -> None:
+    daemon = role_daemon(mailstack, tmp_path)
+    daemon.start("jobs")
+    try:
+        output = daemon.log_path.read_text()
+        assert "job outbox running" in output
+        assert "listening on" not in output
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_once_runs_the_jobs_and_exits(mailstack: Stack) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "mailadmin", "--config", str(REPO_ROOT / "conf" / "mailadmin.toml"),
+         "serve", "--once"],
+        env={**os.environ, **mailstack.daemon.environ}, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "outbox message(s) handled" in run.stdout
