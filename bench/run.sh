@@ -33,7 +33,7 @@ serve() {  # serve ROLE VAR=VALUE...
 }
 
 cd bench/harness
-exec ./run.sh --configs A,B,CU,D --rounds 3 --messages 3000 --tag mailadmin \
+exec ./run.sh --configs ${CONFIGS:-A,B,CU,D} --rounds ${ROUNDS:-3} --messages ${MESSAGES:-3000} --tag mailadmin \
     --milter inet:127.0.0.1:21200 \
     --milter-cmd "$(serve milter MAILADMIN_MILTER_LISTEN=inet:127.0.0.1:21200)" \
     --milter-unix "unix:$work/milter.sock" \
