@@ -179,7 +179,7 @@ def mailstack(stack: Stack) -> Iterator[Stack]:
     yield stack
     if stack.clamd.process is None:
         stack.clamd.start()
-    if not stack.postfix._relay_enabled:
+    if not stack.postfix.relay_enabled:
         stack.postfix.set_relay(True)
     process = stack.daemon.process
     if process is None or process.poll() is not None or stack.daemon.runs_with_overrides:

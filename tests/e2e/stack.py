@@ -34,7 +34,6 @@ import email
 import email.message
 import email.policy
 import os
-import shutil
 import signal
 import smtplib
 import socket
@@ -195,7 +194,7 @@ class Postfix:
     filter_port: int
     sasl_port: int
     ports: dict[str, int] = field(default_factory=dict)
-    _relay_enabled: bool = True
+    relay_enabled: bool = True
 
     @property
     def etc(self) -> Path:
@@ -302,7 +301,7 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """ + self._snippet("master.cf.filter")
-        if self._relay_enabled:
+        if self.relay_enabled:
             text += self._snippet("master.cf.relay")
         return text
 
@@ -338,7 +337,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
     def set_relay(self, enabled: bool) -> None:
         """Take the relay listener out of master.cf (or back) and reload Postfix."""
-        self._relay_enabled = enabled
+        self.relay_enabled = enabled
         self.etc.joinpath("master.cf").write_text(self._master_cf())
         self._postfix("reload")
         port = self.ports["relay"]
@@ -549,16 +548,6 @@ class StoreAccess:
             mailboxes.mailbox_row(session, address).overseas_unlocked_until = until
 
 
-def unique(prefix: str, _counter: list[int] = [0]) -> str:  # noqa: B006 - a process-wide counter
-    _counter[0] += 1
-    return f"{prefix}{_counter[0]}"
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
 class HangingScanner:
     """A spamd (or clamd) that accepts, reads and never answers; counts connections,
     so a test knows when a message is in flight inside mailadmin."""
@@ -594,3 +583,57 @@ class HangingScanner:
         with self._lock:
             for conn in self._conns:
                 conn.close()
+
+
+class HeldScanner:
+    """A slow scanner: a proxy to the real one that holds each request until
+    :meth:`release`, so a message stays in flight as long as a test needs."""
+
+    def __init__(self, target_unix_path: str) -> None:
+        self.target = target_unix_path
+        self._released = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.address = "127.0.0.1:%d" % self._sock.getsockname()[1]
+        self._lock = threading.Lock()
+        self._count = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._count
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._count += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as upstream:
+            self._released.wait()
+            upstream.connect(self.target)
+
+            def pump(src: socket.socket, dst: socket.socket) -> None:
+                with contextlib.suppress(OSError):
+                    while data := src.recv(65536):
+                        dst.sendall(data)
+                    dst.shutdown(socket.SHUT_WR)
+
+            back = threading.Thread(target=pump, args=(upstream, conn), daemon=True)
+            back.start()
+            pump(conn, upstream)
+            back.join(timeout=60)
+
+    def close(self) -> None:
+        self._released.set()
+        self._sock.close()

@@ -5,10 +5,11 @@ Nothing may be lost, delivered twice, or bounced."""
 from __future__ import annotations
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e import mail
 from tests.e2e.conftest import Stack
-from tests.e2e.stack import HangingScanner, send, wait_for
+from tests.e2e.stack import HangingScanner, HeldScanner, send, wait_for
 
 
 def test_clamd_down_tempfails_then_the_queued_message_is_delivered(mailstack: Stack) -> None:
@@ -128,3 +129,30 @@ def test_sighup_reloads_and_sigterm_stops_cleanly(mailstack: Stack) -> None:
     after = send(mailstack.main_port, frm, [rcpt], mail.clean(rcpt, frm, subject="while down"))
     assert after.code in (421, 451), "with mailadmin gone Postfix tempfails (milter_default_action)"
     daemon.restart()
+
+
+def test_sigterm_lets_the_transaction_in_flight_finish(mailstack: Stack) -> None:
+    rcpt = mailstack.store.mailbox("drain", spam_scan=True)
+    frm = mail.sender()
+    held = HeldScanner(mailstack.spamd.unix_address)
+    try:
+        mailstack.daemon.restart(MAILADMIN_SPAMD_ADDRESS=held.address)
+        with ThreadPoolExecutor(1) as pool:
+            sending = pool.submit(send, mailstack.main_port, frm, [rcpt],
+                                  mail.clean(rcpt, frm, subject="in flight"))
+            wait_for(lambda: held.connections >= 1, "the message to reach spamd",
+                     details=mailstack.diagnostics)
+            process = mailstack.daemon.process
+            assert process is not None
+            process.send_signal(signal.SIGTERM)
+            wait_for(lambda: "open connection(s)" in mailstack.daemon.log(), "the daemon to start draining",
+                     details=mailstack.diagnostics)
+            held.release()
+            result = sending.result(timeout=60)
+        assert result.accepted, f"{result}\n{mailstack.diagnostics()}"
+        assert process.wait(timeout=30) == 0
+    finally:
+        held.close()
+    mailstack.daemon.restart()
+    mailstack.settle()
+    assert [m.subject for m in mailstack.sink.to(rcpt)] == ["in flight"]
