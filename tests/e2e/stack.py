@@ -34,6 +34,7 @@ import email
 import email.message
 import email.policy
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -51,9 +52,11 @@ from aiosmtpd.smtp import SMTP, Envelope as SinkEnvelope, Session as SinkSession
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailadmin.config import load_all
 from mailadmin.config.model import Policy
 from mailadmin.store import db, mailboxes, rules
 from mailadmin.store.models import Mailbox, OutboxMessage, QuarantineItem
+from tests.fixtures.scanners import ClamdInstance, SpamdInstance, _stop_group, start_clamd
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTFIX_SNIPPETS = REPO_ROOT / "conf" / "postfix"
@@ -637,3 +640,150 @@ class HeldScanner:
     def close(self) -> None:
         self._released.set()
         self._sock.close()
+
+
+# ------------------------------------------------------------------ the whole stack
+
+# A network listed in the test policies' overseas.exempt_networks (an AU range
+# of the test GeoIP file, so only the exemption lets it through).
+EXEMPT_NETWORK = "1.1.1.0/24"
+
+
+class Clamd:
+    """A clamd of the e2e tier's own, stoppable: its unix socket path never changes."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.process: subprocess.Popen[bytes] | None = None
+        self.instance: ClamdInstance | None = None
+
+    @property
+    def socket_path(self) -> str:
+        return str(self.base / "clamd.sock")
+
+    def start(self) -> None:
+        self.instance, self.process = start_clamd(self.base)
+        assert self.instance.unix_address == self.socket_path
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_group(self.process)
+            self.process = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+
+
+@dataclass
+class Stack:
+    base: Path
+    postfix: Postfix
+    sink: Sink
+    daemon: Daemon
+    store_access: "StoreAccess | None"
+    clamd: Clamd
+    spamd: SpamdInstance
+    filters_dir: Path
+    started: list[str] = field(default_factory=list)
+
+    @property
+    def store(self) -> "StoreAccess":
+        assert self.store_access is not None
+        return self.store_access
+
+    @store.setter
+    def store(self, value: "StoreAccess") -> None:
+        self.store_access = value
+
+    def stop(self) -> None:
+        """Stop what was started; every part is stopped even when another fails."""
+        def daemon() -> None:
+            process = self.daemon.process
+            if process is not None and process.poll() is None:
+                self.daemon.stop()
+
+        # Postfix first: it closes its milter and policy connections, so the
+        # daemon's SIGTERM finds nothing left to drain.
+        steps = {"postfix": self.postfix.stop, "daemon": daemon, "clamd": self.clamd.stop,
+                 "sink": self.sink.stop}
+        with contextlib.ExitStack() as stack:
+            for name in reversed(steps):
+                if name in self.started:
+                    stack.callback(steps[name])
+        self.started.clear()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until nothing is in flight: Postfix has no message in hand and the
+        outbox nothing unsent that has not failed yet (checked queue, outbox, queue,
+        so a message moving between them is always seen)."""
+        def idle() -> bool:
+            return (self.postfix.busy() == 0 and self.store.outbox_busy() == 0
+                    and self.postfix.busy() == 0)
+
+        wait_for(idle, "the mail stack to settle", timeout, self.diagnostics)
+
+    def diagnostics(self) -> str:
+        return (f"--- mailadmin log\n{self.daemon.log()}\n--- Postfix maillog\n"
+                f"{tail(self.postfix.maillog, 80)}")
+
+    @property
+    def main_port(self) -> int:
+        return self.postfix.ports["main"]
+
+
+def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path) -> "Stack":
+    """Start everything under ``base`` (root-owned, mode 0755: Postfix's
+    unprivileged processes must reach its queue); :meth:`Stack.stop` ends it."""
+    base.mkdir(mode=0o755, exist_ok=True)
+    base.chmod(0o755)
+    sink = Sink()
+    clamd = Clamd(base / "clamd")
+    clamd.base.mkdir()
+    (base / "run").mkdir(mode=0o755)
+    policies = shutil.copytree(REPO_ROOT / "policies", base / "policies")
+    filters = shutil.copytree(REPO_ROOT / "filters", base / "filters")
+    default_policy = policies / "default.toml"
+    default_policy.write_text(default_policy.read_text().replace(
+        "exempt_networks = []", f'exempt_networks = ["{EXEMPT_NETWORK}"]'))
+    postfix = Postfix(
+        base=base / "postfix",
+        sink_port=sink.port,
+        milter_socket=base / "run" / "milter.sock",
+        policy_port=free_port(),
+        filter_port=free_port(),
+        sasl_port=free_port(),
+    )
+    database_url = f"sqlite:///{base / 'mailadmin.db'}"
+    environ = {
+        "MAILADMIN_DATABASE_URL": database_url,
+        "MAILADMIN_CLAMD_ADDRESS": clamd.socket_path,
+        "MAILADMIN_SPAMD_ADDRESS": spamd.unix_address,
+        "MAILADMIN_RELAY_HOST": "127.0.0.1",
+        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb_path),
+        "MAILADMIN_MILTER_LISTEN": f"unix:{postfix.milter_socket}",
+        "MAILADMIN_MILTER_ENABLED": "true",
+        "MAILADMIN_POSTFIX_POLICY_LISTEN": f"inet:127.0.0.1:{postfix.policy_port}",
+        "MAILADMIN_POSTFIX_POLICY_ENABLED": "true",
+        "MAILADMIN_CONTENT_FILTER_LISTEN": f"inet:127.0.0.1:{postfix.filter_port}",
+        "MAILADMIN_CONTENT_FILTER_ENABLED": "true",
+        "MAILADMIN_WEB_ENABLED": "false",
+        "MAILADMIN_PATHS_POLICIES_DIR": str(policies),
+        "MAILADMIN_PATHS_FILTERS_DIR": str(filters),
+        "MAILADMIN_LOGGING_LEVEL": "INFO",
+    }
+    stack = Stack(base, postfix, sink, Daemon(base, environ), None, clamd, spamd, filters)
+    try:
+        sink.start()
+        stack.started.append("sink")
+        clamd.start()
+        stack.started.append("clamd")
+        postfix.start()
+        stack.started.append("postfix")
+        environ["MAILADMIN_RELAY_PORT"] = str(postfix.ports["relay"])
+        config = load_all(REPO_ROOT / "conf" / "mailadmin.toml", {**os.environ, **environ})
+        stack.store = StoreAccess(database_url, config.policies.default)
+        stack.daemon.start()
+        stack.started.append("daemon")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
