@@ -65,3 +65,21 @@ def test_once_runs_the_jobs_and_exits(mailstack: Stack) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "outbox message(s) handled" in run.stdout
+
+
+def test_systemd_hears_ready_after_the_listeners_and_stopping_on_sigterm(mailstack: Stack,
+                                                                        tmp_path: Path) -> None:
+    notify_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(30)
+        daemon = role_daemon(mailstack, tmp_path)
+        daemon.start("policy", NOTIFY_SOCKET=str(notify_path))
+        try:
+            assert notify.recv(256) == b"READY=1"
+            # Ready means accepting: the printed listener answers now.
+            [port] = re.findall(r"policy listening on inet:127\.0\.0\.1:(\d+)", daemon.log_path.read_text())
+            socket.create_connection(("127.0.0.1", int(port)), timeout=5).close()
+        finally:
+            assert daemon.stop() == 0
+        assert notify.recv(256) == b"STOPPING=1"
