@@ -41,8 +41,8 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from mailadmin.config import resolve_config_file
 from mailadmin.config.model import Config
@@ -54,6 +54,9 @@ from mailadmin.wiring import Runtime, make_runtime
 log = logging.getLogger(__name__)
 
 RELOAD_INTERVAL_SECONDS = 1.0
+# sysexits.h EX_OSERR: a listener could not be opened (address in use,
+# permissions); systemd's Restart=on-failure tries again.
+EX_OSERR = 71
 # Open connections get this long to finish after SIGTERM; below systemd's
 # TimeoutStopSec (30 s in systemd/), so the stop never ends in SIGKILL.
 DRAIN_SECONDS = 10.0
@@ -231,6 +234,10 @@ async def _jobs_once(holder: ConfigHolder) -> None:
     _say(f"purged: {done or 'nothing'}; {notices} quarantine notice(s) queued; {sent} outbox message(s) handled")
 
 
+class _ListenFailed(Exception):
+    """A listener could not be opened; already reported."""
+
+
 async def _run(holder: ConfigHolder, role: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -257,7 +264,13 @@ async def _run(holder: ConfigHolder, role: str) -> None:
                 if role == listener.name:
                     log.warning("%s is disabled in %s; nothing to listen on", listener.name, config.conf.source)
                 continue
-            server = await listener.start()(listener.listen(config), runtime)
+            where = listener.listen(config)
+            try:
+                server = await listener.start()(where, runtime)
+            except OSError as exc:
+                log.error("%s cannot listen on %s: %s", listener.name, where, exc)
+                _say(f"{listener.name} cannot listen on {where}: {exc.strerror or exc}")
+                raise _ListenFailed() from exc
             servers.append(server)
             _say(f"{listener.name} listening on {bound_address(server)}")
     except BaseException:
@@ -288,5 +301,8 @@ def serve(args: argparse.Namespace, config: Config) -> int:
     if args.once:
         asyncio.run(_jobs_once(holder))
         return 0
-    asyncio.run(_run(holder, args.role))
+    try:
+        asyncio.run(_run(holder, args.role))
+    except _ListenFailed:
+        return EX_OSERR
     return 0

@@ -83,3 +83,20 @@ def test_systemd_hears_ready_after_the_listeners_and_stopping_on_sigterm(mailsta
         finally:
             assert daemon.stop() == 0
         assert notify.recv(256) == b"STOPPING=1"
+
+
+def test_a_listener_that_cannot_bind_is_reported_and_the_exit_status_says_so(mailstack: Stack,
+                                                                              tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "mailadmin", "--config", str(REPO_ROOT / "conf" / "mailadmin.toml"),
+             "serve", "policy"],
+            env={**os.environ, **mailstack.daemon.environ,
+                 "MAILADMIN_POSTFIX_POLICY_LISTEN": f"inet:127.0.0.1:{port}"},
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    assert run.returncode == 71, run.stdout + run.stderr
+    assert f"policy cannot listen on inet:127.0.0.1:{port}" in run.stdout
