@@ -21,8 +21,6 @@ import pytest
 from tests.e2e.stack import Stack, start_stack
 from tests.fixtures.scanners import SpamdInstance
 
-__all__ = ["Stack"]
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent

@@ -5,8 +5,7 @@ comes back through the relay; nothing is ever bounced."""
 from __future__ import annotations
 
 from tests.e2e import mail
-from tests.e2e.conftest import Stack
-from tests.e2e.stack import send, wait_for
+from tests.e2e.stack import Stack, send, wait_for
 
 
 def through_filter(stack: Stack, rcpts: list[str], data: bytes, frm: str) -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import mail
-from tests.e2e.conftest import Stack
-from tests.e2e.stack import REPO_ROOT, port_open, tail, wait_for
+from tests.e2e.stack import REPO_ROOT, Stack, port_open, tail, wait_for
 
 PASSWORD = "Tokyo2024-ok"
 

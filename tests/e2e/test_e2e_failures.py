@@ -8,8 +8,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e import mail
-from tests.e2e.conftest import Stack
-from tests.e2e.stack import HangingScanner, HeldScanner, send, wait_for
+from tests.e2e.stack import HangingScanner, HeldScanner, Stack, send, wait_for
 
 
 def test_clamd_down_tempfails_then_the_queued_message_is_delivered(mailstack: Stack) -> None:

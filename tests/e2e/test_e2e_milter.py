@@ -8,8 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.e2e import mail
-from tests.e2e.conftest import Stack
-from tests.e2e.stack import send
+from tests.e2e.stack import Stack, send
 
 
 def deliver(stack: Stack, rcpts: list[str], data: bytes, frm: str) -> None:

@@ -17,8 +17,7 @@ import sys
 import pytest
 
 from tests.e2e import mail
-from tests.e2e.conftest import Stack
-from tests.e2e.stack import REPO_ROOT, SmtpResult, send
+from tests.e2e.stack import REPO_ROOT, SmtpResult, Stack, send
 
 PATHS = {"milter": ("main", "mail"), "policy": ("policy", "rcpt")}
 

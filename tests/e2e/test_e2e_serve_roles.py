@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import Stack
-from tests.e2e.stack import REPO_ROOT, Daemon, free_port
+from tests.e2e.stack import Daemon, REPO_ROOT, Stack, free_port
 
 
 def role_daemon(stack: Stack, tmp_path: Path) -> Daemon:
