@@ -1,8 +1,8 @@
-"""``mailadmin serve [all|milter|policy|filter|jobs]``: the daemon's roles (SPEC §10, §11).
+"""``mailadmin serve [all|milter|policy|filter|web|jobs]``: the daemon's roles (SPEC §10, §11).
 
-``all`` runs, in one asyncio process, every MTA-facing listener whose
-``enabled`` is true in conf/ (milter, Postfix policy delegation, SMTP content
-filter), the background jobs (outbox, quarantine purge, quarantine notices)
+``all`` runs, in one asyncio process, every listener whose ``enabled`` is
+true in conf/ (milter, Postfix policy delegation, SMTP content filter, the
+admin page), the background jobs (outbox, quarantine purge, quarantine notices)
 and the configuration watcher.  A role name runs that role alone, for hosts
 that split them over several systemd units (systemd/); every listener role
 also runs the watcher, so a filters/ edit governs the next message in every
@@ -10,9 +10,8 @@ process.
 
 Lifecycle:
 
-- startup: each listener's real address is printed (a port 0 in conf/ shows
-  the port the kernel gave); ``READY=1`` goes to systemd once every listener
-  accepts connections;
+- startup: each listener's address, as the socket got it, is printed;
+  ``READY=1`` goes to systemd once every listener accepts connections;
 - SIGHUP, and a check every second, reload conf/, policies/ and filters/
   (:class:`ConfigHolder`: all or nothing; a broken edit keeps the running
   configuration and is logged);
@@ -26,9 +25,10 @@ Lifecycle:
   (engine/execute.py).  The jobs stop last, so mail queued by the final
   transactions still leaves; the exit status is 0.
 
-The web UI (mailadmin/webapp/) becomes one more entry of :data:`LISTENER_ROLES`
-(``"web"``, started from ``config.conf.web``) and a choice of the CLI's serve
-sub-command; nothing else here changes.
+The listener roles are milter, policy (Postfix policy delegation), filter
+(SMTP content filter) and web (the mailbox admin page, mailadmin/webapp/);
+another is one more entry of :data:`LISTENER_ROLES` and a choice of the CLI's
+serve sub-command.
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ DRAIN_SECONDS = 10.0
 JOBS_STOP_SECONDS = 10.0
 DRAIN_POLL_SECONDS = 0.05
 # Where connection handler coroutines live.
-CONNECTION_MODULES = ("mailadmin.adapters.", "aiosmtpd.")
-# Connections that sit idle between short request/answer exchanges.
-IDLE_CONNECTION_MODULES = frozenset({"mailadmin.adapters.postfix_policy"})
+CONNECTION_MODULES = ("mailadmin.adapters.", "aiosmtpd.", "aiohttp.web_protocol")
+# Connections that sit idle between short request/answer exchanges (policy
+# delegation; HTTP keep-alive).
+IDLE_CONNECTION_MODULES = frozenset({"mailadmin.adapters.postfix_policy", "aiohttp.web_protocol"})
 IDLE_DRAIN_SECONDS = 1.0
 
 Starter = Callable[[str, Runtime], Awaitable[asyncio.base_events.Server]]
@@ -101,6 +102,12 @@ def _filter() -> Starter:
     return start_content_filter
 
 
+def _web() -> Starter:
+    from mailadmin.webapp.app import start_web
+
+    return start_web
+
+
 LISTENER_ROLES: tuple[ListenerRole, ...] = (
     ListenerRole("milter", lambda c: c.conf.milter.enabled, lambda c: c.conf.milter.listen, _milter),
     ListenerRole(
@@ -109,6 +116,7 @@ LISTENER_ROLES: tuple[ListenerRole, ...] = (
     ListenerRole(
         "filter", lambda c: c.conf.content_filter.enabled, lambda c: c.conf.content_filter.listen, _filter
     ),
+    ListenerRole("web", lambda c: c.conf.web.enabled, lambda c: c.conf.web.listen, _web),
 )
 ROLES = ("all", *(r.name for r in LISTENER_ROLES), "jobs")
 

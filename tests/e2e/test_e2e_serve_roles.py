@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from tests.e2e.stack import Daemon, REPO_ROOT, Stack, free_port
@@ -99,3 +100,18 @@ def test_a_listener_that_cannot_bind_is_reported_and_the_exit_status_says_so(mai
         )
     assert run.returncode == 71, run.stdout + run.stderr
     assert f"policy cannot listen on inet:127.0.0.1:{port}" in run.stdout
+
+
+def test_web_role_serves_the_admin_page(mailstack: Stack, tmp_path: Path) -> None:
+    port = free_port()
+    daemon = role_daemon(mailstack, tmp_path)
+    daemon.start("web", MAILADMIN_WEB_ENABLED="true", MAILADMIN_WEB_LISTEN=f"inet:127.0.0.1:{port}",
+                 MAILADMIN_WEB_BASE_URL=f"http://127.0.0.1:{port}/")
+    try:
+        assert f"web listening on inet:127.0.0.1:{port}" in daemon.log_path.read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            page = response.read().decode()
+            assert response.status == 200
+        assert "<form" in page and "password" in page.lower()
+    finally:
+        assert daemon.stop() == 0
