@@ -24,7 +24,7 @@ from mailadmin import jobs, paths
 from mailadmin.adapters.content_filter import parse_xforward, start_content_filter, xtext_decode
 from mailadmin.config import load_all
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, mailboxes, outbox, quarantine, rules
+from mailadmin.store import db, mailboxes, quarantine, rules
 from mailadmin.store.models import OutboxMessage
 from mailadmin.wiring import Runtime, make_runtime
 from tests.fixtures.scanners import make_message

@@ -323,7 +323,7 @@ def test_miltertest_is_installed() -> None:
 
 async def test_miltertest_sees_the_spam_changes_and_the_deleted_recipient(milter: Milter, gtube: str,
                                                                           tmp_path: Path) -> None:
-    script = lua_prelude(milter.miltertest, "192.0.2.10") + f"""
+    script = lua_prelude(milter.miltertest, "192.0.2.10") + """
 mt.macro(conn, SMFIC_MAIL, "i", "4QLua1")
 if mt.mailfrom(conn, "<spammer@example.org>") ~= nil then error("mailfrom") end
 if mt.getreply(conn) ~= SMFIR_CONTINUE then error("MAIL not continued") end

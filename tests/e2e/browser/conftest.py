@@ -19,24 +19,9 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailadmin.config.model import (
-    Config,
-    ContentFilterConf,
-    DatabaseConf,
-    DomainDefaultsConf,
-    GeoipConf,
-    ListenerConf,
-    LoggingConf,
-    PathsConf,
-    Policies,
-    Policy,
-    RelayConf,
-    RuntimeConf,
-    ScannerConf,
-    SiteFilters,
-    WebConf,
-)
+from mailadmin.config.model import Config, Policy, WebConf
 from mailadmin.store import db, mailboxes, quarantine
+from tests.fixtures.config import make_config as fixtures_make_config
 from mailadmin.wiring import Runtime, Store, utcnow
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,21 +49,7 @@ QUARANTINED = (
 
 
 def make_config(url: str) -> Config:
-    conf = RuntimeConf(
-        database=DatabaseConf(url),
-        clamd=ScannerConf("127.0.0.1:3310", 5.0, 25_000_000),
-        spamd=ScannerConf("127.0.0.1:783", 5.0, 500_000),
-        relay=RelayConf(),
-        geoip=GeoipConf(),
-        milter=ListenerConf("inet:127.0.0.1:8891"),
-        postfix_policy=ListenerConf("inet:127.0.0.1:10040"),
-        content_filter=ContentFilterConf(),
-        web=WebConf(listen="inet:127.0.0.1:0"),
-        domains=DomainDefaultsConf(),
-        logging=LoggingConf(),
-        paths=PathsConf(Path("policies"), Path("filters")),
-    )
-    return Config(conf, Policies(Policy()), SiteFilters())
+    return fixtures_make_config(database_url=url, web=WebConf(listen="inet:127.0.0.1:0"))
 
 
 @dataclass

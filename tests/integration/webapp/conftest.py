@@ -19,24 +19,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailadmin.config.model import (
-    Config,
-    ContentFilterConf,
-    DatabaseConf,
-    DomainDefaultsConf,
-    GeoipConf,
-    ListenerConf,
-    LoggingConf,
-    PathsConf,
-    Policies,
-    Policy,
-    RelayConf,
-    RuntimeConf,
-    ScannerConf,
-    SiteFilters,
-    WebConf,
-)
+from mailadmin.config.model import Config, Policy, WebConf
 from mailadmin.store import db, mailboxes
+from tests.fixtures.config import make_config as fixtures_make_config
 from mailadmin.webapp import make_app
 
 START = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
@@ -52,21 +37,7 @@ CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
 
 
 def make_config(url: str, base_url: str = "http://127.0.0.1:8080/", policy: Policy | None = None) -> Config:
-    conf = RuntimeConf(
-        database=DatabaseConf(url),
-        clamd=ScannerConf("127.0.0.1:3310", 5.0, 25_000_000),
-        spamd=ScannerConf("127.0.0.1:783", 5.0, 500_000),
-        relay=RelayConf(),
-        geoip=GeoipConf(),
-        milter=ListenerConf("inet:127.0.0.1:8891"),
-        postfix_policy=ListenerConf("inet:127.0.0.1:10040"),
-        content_filter=ContentFilterConf(),
-        web=WebConf(base_url=base_url),
-        domains=DomainDefaultsConf(),
-        logging=LoggingConf(),
-        paths=PathsConf(Path("policies"), Path("filters")),
-    )
-    return Config(conf, Policies(policy or Policy()), SiteFilters())
+    return fixtures_make_config(policy, database_url=url, web=WebConf(base_url=base_url))
 
 
 @dataclass(frozen=True)

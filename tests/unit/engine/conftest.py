@@ -10,51 +10,17 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mailadmin.config.model import (
-    Config,
-    ContentFilterConf,
-    DatabaseConf,
-    DomainDefaultsConf,
-    GeoipConf,
-    ListenerConf,
-    LoggingConf,
-    PathsConf,
-    Policies,
-    Policy,
-    RelayConf,
-    RuntimeConf,
-    ScannerConf,
-    SiteFilters,
-    WebConf,
-)
+from mailadmin.config.model import Config, Policy
 from mailadmin.engine.decide import Engine
+from tests.fixtures.config import make_config
 from mailadmin.errors import ServiceUnavailable
 from mailadmin.store.snapshots import MailboxRules
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
-
-
-def make_config(policy: Policy | None = None, filters: SiteFilters | None = None) -> Config:
-    conf = RuntimeConf(
-        database=DatabaseConf("sqlite://"),
-        clamd=ScannerConf("127.0.0.1:3310", 5.0, 25_000_000),
-        spamd=ScannerConf("127.0.0.1:783", 5.0, 500_000),
-        relay=RelayConf(),
-        geoip=GeoipConf(),
-        milter=ListenerConf("inet:127.0.0.1:8891"),
-        postfix_policy=ListenerConf("inet:127.0.0.1:10040"),
-        content_filter=ContentFilterConf(),
-        web=WebConf(base_url="https://mail.example.jp/"),
-        domains=DomainDefaultsConf(),
-        logging=LoggingConf(),
-        paths=PathsConf(Path("policies"), Path("filters")),
-    )
-    return Config(conf, Policies(policy or Policy()), filters or SiteFilters())
 
 
 def with_policy(**tables: dict[str, Any]) -> Policy:
