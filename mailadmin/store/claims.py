@@ -23,6 +23,7 @@ from sqlalchemy import CursorResult, Table, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from mailadmin.errors import ConfigError
 from mailadmin.store.models import AutoReplyClaim, LoginFailure, UTCDateTime
 
 _claims = cast(Table, AutoReplyClaim.__table__)
@@ -42,7 +43,7 @@ def claim_statement(
     elif dialect == "postgresql":
         insert_construct = postgresql.insert
     else:
-        raise NotImplementedError(f"auto-reply claims need SQLite or PostgreSQL, not {dialect}")
+        raise ConfigError("database.url", None, f"auto-reply claims need SQLite or PostgreSQL, not {dialect}")
     # inline(): no RETURNING of the new id, so the row count is the statement's own.
     statement = insert_construct(_claims).values(
         mailbox_address=_key(mailbox), sender=_key(sender), last_sent_at=now

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailadmin.errors import ConfigError
 from mailadmin.store import claims
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
@@ -133,5 +134,5 @@ def test_the_claim_is_one_conditional_upsert(dialect: str) -> None:
 
 
 def test_other_databases_are_refused() -> None:
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ConfigError):
         claims.claim_statement("mysql", MAILBOX, "a@example.org", NOW, DAY)
