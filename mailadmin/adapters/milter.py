@@ -399,7 +399,8 @@ class MilterSession:
                               "queue_id=%s", envelope.queue_id or "-")
                 return [mc.Tempfail()]
         verdict = plan.actions[-1]
-        log.info("milter queue_id=%s verdict=%s kept=%d reinjected=%d removed=%d",
+        # The decision line (engine) is the one INFO line per recipient; this adds the MTA's side.
+        log.debug("milter queue_id=%s verdict=%s kept=%d reinjected=%d removed=%d",
                  envelope.queue_id or "-", type(verdict).__name__.lower(),
                  len(plan.kept.recipients) if plan.kept else 0,
                  sum(len(g.recipients) for g in plan.reinject),
