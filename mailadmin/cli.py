@@ -219,6 +219,27 @@ def cmd_quarantine_purge(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_outbox_list(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import outbox
+
+    with _store(config).session_factory() as session:
+        pending = outbox.pending_count(session)
+        given_up = outbox.undeliverable(session)
+    _out(f"{pending} message(s) waiting to be sent; {len(given_up)} refused for good")
+    for item in given_up:
+        _out(f"{item.id}\t{item.purpose}\t<{item.mail_from}>\t{', '.join(item.rcpt_tos)}\t{item.last_error or ''}")
+    return 0
+
+
+def cmd_outbox_requeue(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import outbox
+
+    with _store(config).session_factory.begin() as session:
+        outbox.requeue(session, args.id, utcnow())
+    _out(f"outbox message {args.id} will be sent again")
+    return 0
+
+
 def cmd_overseas_unlock(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import rules
 
@@ -341,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp = cmd(g, name, handler, text)
         sp.add_argument("id", type=int)
     cmd(g, "purge", cmd_quarantine_purge, "delete items past their retention")
+
+    g = group("outbox", "mail the daemon sends (auto-replies, forwards, reports, notices, releases)")
+    cmd(g, "list", cmd_outbox_list, "count what waits and list what the relay refused for good")
+    sp = cmd(g, "requeue", cmd_outbox_requeue, "send a refused message again (after fixing the cause)")
+    sp.add_argument("id", type=int)
 
     g = group("overseas", "overseas sending restriction (国外からのメール送信制限)")
     sp = cmd(g, "unlock", cmd_overseas_unlock, "unlock until now + the policy maximum")

@@ -315,3 +315,29 @@ def test_quarantine_list_release_delete_purge(cli: Run, tmp_path: Path) -> None:
     assert cli("quarantine", "list")[1] == ""
     code, _, err = cli("quarantine", "release", "9999")
     assert code == 1 and err
+
+
+def test_outbox_list_and_requeue(cli: Run) -> None:
+    import datetime as dt
+
+    from mailadmin.store import db, outbox
+
+    url = __import__("os").environ["MAILADMIN_DATABASE_URL"]
+    factory = db.make_session_factory(db.make_engine(url))
+    now = dt.datetime.now(dt.timezone.utc)
+    with factory.begin() as s:
+        waiting = outbox.enqueue(s, purpose="auto_reply", mail_from="", rcpt_tos=["a@example.org"],
+                                 message=b"Subject: x\r\n\r\ny", now=now)
+        refused = outbox.enqueue(s, purpose="forward", mail_from="b@example.org", rcpt_tos=["gone@example.net"],
+                                 message=b"Subject: x\r\n\r\ny", now=now)
+        outbox.mark_undeliverable(s, refused, now, "550 5.1.1 no such user")
+    code, out, _ = cli("outbox", "list")
+    assert code == 0
+    assert out.splitlines()[0] == "1 message(s) waiting to be sent; 1 refused for good"
+    assert f"{refused}\tforward\t<b@example.org>\tgone@example.net\t550 5.1.1 no such user" in out
+    assert str(waiting) not in out.splitlines()[1:]
+
+    assert cli("outbox", "requeue", str(refused))[0] == 0
+    assert cli("outbox", "list")[1].splitlines()[0] == "2 message(s) waiting to be sent; 0 refused for good"
+    code, _, err = cli("outbox", "requeue", "9999")
+    assert code == 1 and err
