@@ -21,7 +21,7 @@ from typing import Any
 from mailadmin.config import load_all, resolve_config_file
 from mailadmin.config.model import Config
 from mailadmin.errors import ConfigError, EntryError, NotFound, ServiceError
-from mailadmin.wiring import Store, make_engine, open_store, utcnow
+from mailadmin.wiring import make_engine, open_store, utcnow
 
 EX_CONFIG = 78
 EX_TEMPFAIL = 75
@@ -67,7 +67,7 @@ def cmd_domain_add(args: argparse.Namespace, config: Config) -> int:
     defaults = config.conf.domains
     smtp = args.smtp_server or defaults.smtp_server.format(domain=name)
     pop = args.pop_server or defaults.pop_server.format(domain=name)
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         mailboxes.add_domain(session, name, smtp_server=smtp, pop_server=pop)
     _out(f"domain {name} added (SMTP server {smtp}, POP server {pop})")
     return 0
@@ -76,7 +76,7 @@ def cmd_domain_add(args: argparse.Namespace, config: Config) -> int:
 def cmd_domain_list(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import mailboxes
 
-    with _store(config).session_factory() as session:
+    with open_store(config).session_factory() as session:
         for d in mailboxes.list_domains(session):
             _out(f"{d.name}\tsmtp={d.smtp_server}\tpop={d.pop_server}")
     return 0
@@ -87,7 +87,7 @@ def cmd_mailbox_add(args: argparse.Namespace, config: Config) -> int:
 
     address = args.address.lower()
     policy = config.policies.for_domain(address.rpartition("@")[2])
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         password = mailboxes.add_mailbox(session, address, policy)
     _print_password_notice(address, password, config)
     return 0
@@ -104,7 +104,7 @@ def _print_password_notice(address: str, password: str, config: Config) -> None:
 def cmd_mailbox_list(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import mailboxes
 
-    with _store(config).session_factory() as session:
+    with open_store(config).session_factory() as session:
         for m in mailboxes.list_mailboxes(session, args.domain):
             flag = " (must change password)" if m.must_change_password else ""
             _out(f"{m.address}\t{m.status}{flag}")
@@ -115,7 +115,7 @@ def _set_status(status: str) -> Handler:
     def handler(args: argparse.Namespace, config: Config) -> int:
         from mailadmin.store import mailboxes
 
-        with _store(config).session_factory.begin() as session:
+        with open_store(config).session_factory.begin() as session:
             mailboxes.set_status(session, args.address.lower(), status)
         _out(f"{args.address.lower()}: {status}")
         return 0
@@ -130,7 +130,7 @@ def cmd_mailbox_delete(args: argparse.Namespace, config: Config) -> int:
     if not args.yes:
         _err(f"deleting {address} removes its rules and quarantine for good; repeat with --yes")
         return 1
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         mailboxes.delete_mailbox(session, address)
     _out(f"{address} deleted (the address will not be issued again)")
     return 0
@@ -141,7 +141,7 @@ def cmd_mailbox_passwd(args: argparse.Namespace, config: Config) -> int:
 
     address = args.address.lower()
     policy = config.policies.for_domain(address.rpartition("@")[2])
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
             mailboxes.set_password(session, address, password, policy)
@@ -155,7 +155,7 @@ def cmd_mailbox_passwd(args: argparse.Namespace, config: Config) -> int:
 def cmd_rules_export(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import rules
 
-    with _store(config).session_factory() as session:
+    with open_store(config).session_factory() as session:
         doc = rules.export_rules(session, args.address.lower())
     _out(json.dumps(doc, ensure_ascii=False, indent=2))
     return 0
@@ -173,7 +173,7 @@ def cmd_rules_import(args: argparse.Namespace, config: Config) -> int:
     if not isinstance(doc, dict):
         raise EntryError(f"{args.file}: the document must be a JSON object")
     policy = config.policies.for_domain(address.rpartition("@")[2])
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         rules.import_rules(session, address, doc, policy)
     _out(f"{address}: rules imported")
     return 0
@@ -182,7 +182,7 @@ def cmd_rules_import(args: argparse.Namespace, config: Config) -> int:
 def cmd_quarantine_list(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import quarantine
 
-    with _store(config).session_factory() as session:
+    with open_store(config).session_factory() as session:
         items = quarantine.list_items(session, args.address.lower() if args.address else None)
     for i in items:
         _out(
@@ -195,7 +195,7 @@ def cmd_quarantine_list(args: argparse.Namespace, config: Config) -> int:
 def cmd_quarantine_release(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import quarantine
 
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         quarantine.release_item(session, args.id, now=utcnow())
     _out(f"quarantine item {args.id} released to the inbox (queued for delivery)")
     return 0
@@ -204,7 +204,7 @@ def cmd_quarantine_release(args: argparse.Namespace, config: Config) -> int:
 def cmd_quarantine_delete(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import quarantine
 
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         quarantine.delete_item(session, args.id)
     _out(f"quarantine item {args.id} deleted")
     return 0
@@ -213,7 +213,7 @@ def cmd_quarantine_delete(args: argparse.Namespace, config: Config) -> int:
 def cmd_quarantine_purge(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import quarantine
 
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         n = quarantine.purge_expired(session, utcnow())
     _out(f"{n} expired quarantine item(s) deleted")
     return 0
@@ -222,7 +222,7 @@ def cmd_quarantine_purge(args: argparse.Namespace, config: Config) -> int:
 def cmd_outbox_list(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import outbox
 
-    with _store(config).session_factory() as session:
+    with open_store(config).session_factory() as session:
         pending = outbox.pending_count(session)
         given_up = outbox.undeliverable(session)
     _out(f"{pending} message(s) waiting to be sent; {len(given_up)} refused for good")
@@ -234,7 +234,7 @@ def cmd_outbox_list(args: argparse.Namespace, config: Config) -> int:
 def cmd_outbox_requeue(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import outbox
 
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         outbox.requeue(session, args.id, utcnow())
     _out(f"outbox message {args.id} will be sent again")
     return 0
@@ -245,7 +245,7 @@ def cmd_overseas_unlock(args: argparse.Namespace, config: Config) -> int:
 
     address = args.address.lower()
     policy = config.policies.for_domain(address.rpartition("@")[2])
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         until = rules.overseas_unlock(session, address, utcnow(), policy)
     _out(f"{address}: overseas sending unlocked until {until.isoformat(timespec='minutes')}")
     return 0
@@ -255,7 +255,7 @@ def cmd_overseas_restrict(args: argparse.Namespace, config: Config) -> int:
     from mailadmin.store import rules
 
     address = args.address.lower()
-    with _store(config).session_factory.begin() as session:
+    with open_store(config).session_factory.begin() as session:
         rules.overseas_restrict(session, address)
     _out(f"{address}: overseas sending restricted")
     return 0
@@ -268,7 +268,7 @@ def cmd_dry_run(args: argparse.Namespace, config: Config) -> int:
         raw = Path(args.message).read_bytes()
     except OSError as exc:
         raise EntryError(f"{args.message}: {exc.strerror}") from exc
-    store = _store(config)
+    store = open_store(config)
     engine = make_engine(lambda: config, store)
     report = asyncio.run(
         dry_run(
@@ -291,16 +291,6 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 # ------------------------------------------------------------------ plumbing
-
-_stores: dict[str, Store] = {}
-
-
-def _store(config: Config) -> Store:
-    url = config.conf.database.url
-    if url not in _stores:
-        _stores[url] = open_store(config)
-    return _stores[url]
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mailadmin", description="Mail-account administration daemon.")

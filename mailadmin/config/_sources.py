@@ -9,6 +9,7 @@ errors become :class:`ConfigError` with the line ``tomllib`` reports.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -127,15 +128,7 @@ class Sources:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
-        self.stamps[path] = Stamp(
-            path,
-            before.kind,
-            before.mtime_ns,
-            before.size,
-            before.inode,
-            before.taken_ns,
-            hashlib.sha256(data).digest(),
-        )
+        self.stamps[path] = dataclasses.replace(before, digest=hashlib.sha256(data).digest())
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -156,15 +149,7 @@ class Sources:
             names = sorted(os.listdir(path))
         except OSError as exc:
             raise ConfigError(str(path), None, f"cannot list: {exc.strerror or exc}") from exc
-        self.stamps[path] = Stamp(
-            path,
-            before.kind,
-            before.mtime_ns,
-            before.size,
-            before.inode,
-            before.taken_ns,
-            _listing_digest(names),
-        )
+        self.stamps[path] = dataclasses.replace(before, digest=_listing_digest(names))
         return names
 
 

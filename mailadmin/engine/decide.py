@@ -17,6 +17,7 @@ forwarded away without a kept copy are in no group.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from mailadmin.checks.context import RecipientContext
 from mailadmin.config.model import Config, Policy
 from mailadmin.engine.chain import INBOUND_CHAIN, run_chain
 from mailadmin.engine.effects import (
+    NOT_SCANNED_HEADER,
     AddHeader,
     ContentChange,
     Effect,
@@ -289,14 +291,13 @@ class Engine:
             *(self._inbound(envelope, message, r, rules.get(r), scans, config, now) for r in recipients)
         )
         prefix = tuple(trace)
-        notes = (vresult,) if isinstance(vresult, NotScanned) else ()
+        # The sender's scan could not run: every copy that is delivered says so, once.
+        note = (AddHeader(NOT_SCANNED_HEADER, f"{vresult.service} unavailable")
+                if isinstance(vresult, NotScanned) else None)
         out = []
         for o in outcomes:
             effects = o.effects
-            if notes and o.deliver_local and not any(isinstance(e, AddHeader) for e in effects):
-                effects = effects + (AddHeader("X-Mailadmin-Not-Scanned", "clamd unavailable"),)
-            out.append(
-                RecipientOutcome(o.recipient, o.disposition, o.reason, prefix + o.trace, effects,
-                                 o.deliver_local, o.is_local_mailbox, o.reply)
-            )
+            if note is not None and o.deliver_local and note not in effects:
+                effects += (note,)
+            out.append(dataclasses.replace(o, trace=prefix + o.trace, effects=effects))
         return out, ()

@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from mailadmin.engine.decide import ContentGroup, Decision
 from mailadmin.engine.effects import (
     LOOP_HEADER,
-    AddHeader,
     AutoReplyTo,
     ContentChange,
     ForwardTo,
@@ -44,18 +42,13 @@ def render_copy(raw: bytes, changes: Sequence[ContentChange]) -> bytes:
     return raw
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    reports: list[tuple[VirusReportTo, bytes]]
-
-
 async def _prepare_reports(decision: Decision, message: Message, clamd: VirusScanner | None,
-                           postmaster: str) -> _Prepared:
+                           postmaster: str) -> list[tuple[VirusReportTo, bytes]]:
     reports: list[tuple[VirusReportTo, bytes]] = []
     wanted = [e for o in decision.outcomes for e in o.effects if isinstance(e, VirusReportTo)]
     wanted += [e for e in decision.message_effects if isinstance(e, VirusReportTo)]
     if not wanted:
-        return _Prepared(reports)
+        return reports
     removed = await infected_parts(clamd, message.raw) if clamd is not None else None
     for report in wanted:
         body = compose_virus_report(
@@ -64,7 +57,7 @@ async def _prepare_reports(decision: Decision, message: Message, clamd: VirusSca
             removed_parts=removed or (), postmaster=postmaster,
         )
         reports.append((report, body))
-    return _Prepared(reports)
+    return reports
 
 
 async def execute(
@@ -78,11 +71,11 @@ async def execute(
     postmaster: str = "postmaster",
 ) -> None:
     """Write every database effect of ``decision``; enqueue ``reinject`` groups' copies."""
-    prepared = await _prepare_reports(decision, message, clamd, postmaster)
-    await asyncio.to_thread(_write, decision, message, prepared, session_factory, now, reinject)
+    reports = await _prepare_reports(decision, message, clamd, postmaster)
+    await asyncio.to_thread(_write, decision, message, reports, session_factory, now, reinject)
 
 
-def _write(decision: Decision, message: Message, prepared: _Prepared,
+def _write(decision: Decision, message: Message, reports: list[tuple[VirusReportTo, bytes]],
            session_factory: Callable[[], Session], now: dt.datetime,
            reinject: Sequence[ContentGroup]) -> None:
     env = decision.envelope
@@ -110,7 +103,7 @@ def _write(decision: Decision, message: Message, prepared: _Prepared,
                         # RFC 3834 §3.3: auto-replies go out with a null envelope sender.
                         outbox.enqueue(session, purpose="auto_reply", mail_from="",
                                        rcpt_tos=[effect.to], message=reply, now=now)
-        for report, body in prepared.reports:
+        for report, body in reports:
             outbox.enqueue(session, purpose="virus_report", mail_from="",
                            rcpt_tos=[report.to], message=body, now=now)
         for group in reinject:
@@ -118,5 +111,3 @@ def _write(decision: Decision, message: Message, prepared: _Prepared,
                            rcpt_tos=list(group.recipients),
                            message=render_copy(message.raw, group.changes), now=now)
 
-
-__all__ = ["execute", "render_copy", "AddHeader"]
