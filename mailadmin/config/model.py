@@ -191,6 +191,29 @@ class LoginPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ContractsPolicy:
+    """Seed 002: mailboxes one contract (お客様番号) may hold; a contract's own
+    limit (``mailadmin contract set-limit``) overrides it."""
+
+    max_mailboxes: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPolicy:
+    """Seeds 000, 001, 003: the contact address (連絡先メールアドレス), its one-time
+    認証コード, password reset by code, and change notices."""
+
+    code_ttl_hours: int = 24
+    code_max_attempts: int = 5
+    # code requests (contact confirmation and password reset) per window
+    max_code_requests_per_address: int = 5
+    max_code_requests_per_ip: int = 20
+    request_window_minutes: int = 60
+    # changes within this many seconds of the first one go out in one notice
+    notice_batch_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """The effective policy of one domain: default.toml merged with domains/<domain>.toml."""
 
@@ -203,6 +226,8 @@ class Policy:
     overseas: OverseasPolicy = field(default_factory=OverseasPolicy)
     scanner_failure: ScannerFailurePolicy = field(default_factory=ScannerFailurePolicy)
     login: LoginPolicy = field(default_factory=LoginPolicy)
+    contracts: ContractsPolicy = field(default_factory=ContractsPolicy)
+    contact: ContactPolicy = field(default_factory=ContactPolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,15 @@ CHECKS: dict[str, dict[str, Check]] = {
         "max_failures_per_ip": int_range(1),
         "window_minutes": int_range(1, 1440),
     },
+    "contracts": {"max_mailboxes": int_range(1, 1000)},
+    "contact": {
+        "code_ttl_hours": int_range(1, 168),
+        "code_max_attempts": int_range(1, 20),
+        "max_code_requests_per_address": int_range(1),
+        "max_code_requests_per_ip": int_range(1),
+        "request_window_minutes": int_range(1, 1440),
+        "notice_batch_seconds": int_range(1, 3600),
+    },
 }
 
 

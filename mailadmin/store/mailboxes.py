@@ -1,15 +1,21 @@
-"""Domains, mailboxes and their passwords (SPEC §1, §11).
+"""Domains, contracts, mailboxes and their passwords (SPEC §1, §11; seed 002).
 
 Postmasters add domains and mailboxes; a new mailbox gets a random temporary
 password that must be changed at the first login.  The password is kept as a
 Dovecot ``{SCHEME}`` hash in the same row Dovecot's SQL passdb reads, so a
 change takes effect for SMTP AUTH / POP / IMAP at once.  Deleting a mailbox
 removes its rules and quarantine and retires the address for good.
+
+Every mailbox belongs to one contract (お客様番号) and has a role: ``admin``
+(管理者権限, manages every mailbox of the contract) or ``user`` (ユーザー権限).
+A mailbox added without a contract gets a new contract of its own, as admin;
+``contracts.py`` has the rest of the contract operations.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -27,8 +33,8 @@ from mailadmin.passwords import (
     needs_rehash,
     verify_password,
 )
-from mailadmin.store import claims
-from mailadmin.store.models import MAILBOX_STATUSES, DeletedAddress, Domain, Mailbox
+from mailadmin.store import claims, web_sessions
+from mailadmin.store.models import MAILBOX_ROLES, MAILBOX_STATUSES, Contract, DeletedAddress, Domain, Mailbox
 
 MAX_SERVER_NAME_LENGTH = 253
 
@@ -48,6 +54,12 @@ class MailboxInfo:
     status: str  # "active" | "suspended"
     must_change_password: bool
     created_at: dt.datetime
+    contract: str = ""  # the contract number (お客様番号)
+    role: str = "admin"  # "admin" | "user"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def _utcnow() -> dt.datetime:
@@ -65,6 +77,8 @@ def _mailbox_info(row: Mailbox) -> MailboxInfo:
         status=row.status,
         must_change_password=row.must_change_password,
         created_at=row.created_at,
+        contract=row.contract.number,
+        role=row.role,
     )
 
 
@@ -140,14 +154,64 @@ def delete_domain(session: Session, name: str) -> None:
     session.flush()
 
 
+# ---------------------------------------------------------------- contracts
+
+# Contract numbers are 14 digits, as the seed's お客様番号.  Mailboxes that existed
+# before contracts got 10000000000000 + their id (migration 0003); new numbers
+# are drawn above that range.
+CONTRACT_NUMBER_LOW = 20_000_000_000_000
+CONTRACT_NUMBER_HIGH = 99_999_999_999_999
+
+
+def contract_row(session: Session, number: str) -> Contract:
+    """The ORM row of contract ``number``; NotFound if none."""
+    row = session.scalar(select(Contract).where(Contract.number == number.strip()))
+    if row is None:
+        raise NotFound(f"contract {number} does not exist")
+    return row
+
+
+def new_contract(session: Session, domain: Domain, *, number: str | None = None,
+                 max_mailboxes: int | None = None) -> Contract:
+    """A new contract of ``domain``; its number drawn at random unless given."""
+    if number is None:
+        while True:
+            number = str(CONTRACT_NUMBER_LOW + secrets.randbelow(CONTRACT_NUMBER_HIGH - CONTRACT_NUMBER_LOW))
+            if session.scalar(select(Contract.id).where(Contract.number == number)) is None:
+                break
+    elif not number.isascii() or not number.isdigit() or not 1 <= len(number) <= 20:
+        raise EntryError(Problem("contract_number_invalid",
+                                 f"'{number}' is not a contract number (1-20 digits).", {"number": number}))
+    elif session.scalar(select(Contract.id).where(Contract.number == number)) is not None:
+        raise EntryError(Problem("contract_exists", f"Contract {number} already exists.", {"number": number}))
+    row = Contract(number=number, domain_id=domain.id, max_mailboxes=max_mailboxes, created_at=_utcnow())
+    row.domain = domain
+    session.add(row)
+    session.flush()
+    return row
+
+
+def mailbox_limit(row: Contract, policy: Policy) -> int:
+    """How many mailboxes ``row`` may hold: its own limit, else the domain's policy."""
+    return row.max_mailboxes if row.max_mailboxes is not None else policy.contracts.max_mailboxes
+
+
+def count_mailboxes(session: Session, row: Contract) -> int:
+    return len(session.scalars(select(Mailbox.id).where(Mailbox.contract_id == row.id)).all())
+
+
 # ---------------------------------------------------------------- mailboxes
 
 
-def add_mailbox(session: Session, address: str, policy: Policy) -> str:
+def add_mailbox(session: Session, address: str, policy: Policy, *,
+                contract: str | None = None, role: str | None = None) -> str:
     """Create ``address`` with ``policy``'s defaults; returns its temporary password.
 
     The domain must exist, the address must be valid, not in use and never
-    deleted before (a retired address is never issued again).
+    deleted before (a retired address is never issued again).  Without
+    ``contract`` the mailbox gets a new contract of its own and is its admin;
+    with one it joins that contract (default role ``user``) within the
+    contract's limit, in the contract's domain.
     """
     typed = address.strip()
     # A quoted local part is valid mail syntax but no login name anyone can type.
@@ -167,11 +231,33 @@ def add_mailbox(session: Session, address: str, policy: Policy) -> str:
         raise EntryError(Problem("address_retired",
                                  f"{canonical} was deleted and is never issued again.",
                                  {"address": canonical}))
+    if role is not None and role not in MAILBOX_ROLES:
+        raise EntryError(Problem("role_invalid", f"'{role}' is not a role (admin or user).", {"role": role}))
+    if contract is None:
+        owner = new_contract(session, domain)
+        role = role or "admin"
+        if role != "admin":
+            raise EntryError(Problem("contract_needs_admin",
+                                     "A new contract's first mailbox must be its admin.", {}))
+    else:
+        owner = contract_row(session, contract)
+        role = role or "user"
+        if owner.domain_id != domain.id:
+            raise EntryError(Problem("contract_domain",
+                                     f"Contract {owner.number} holds mailboxes of {owner.domain.name} only.",
+                                     {"number": owner.number, "domain": owner.domain.name}))
+        limit = mailbox_limit(owner, policy)
+        if count_mailboxes(session, owner) >= limit:
+            raise EntryError(Problem("contract_full",
+                                     f"Contract {owner.number} already holds its {limit} mailboxes.",
+                                     {"number": owner.number, "limit": str(limit)}))
     password = generate_temporary_password(policy.password)
     defaults = policy.mailbox_defaults
     session.add(Mailbox(
         address=canonical,
         domain_id=domain.id,
+        contract_id=owner.id,
+        role=role,
         password_hash=hash_password(password),
         status="active",
         must_change_password=True,
@@ -219,6 +305,13 @@ def delete_mailbox(session: Session, address: str) -> None:
     is retired and never issued again."""
     row = mailbox_row(session, address)
     canonical = row.address
+    if row.role == "admin":
+        others = session.scalars(select(Mailbox.role).where(
+            Mailbox.contract_id == row.contract_id, Mailbox.id != row.id)).all()
+        if others and "admin" not in others:
+            raise EntryError(Problem("last_admin",
+                                     f"{canonical} is the contract's only admin; make another mailbox admin first.",
+                                     {"address": canonical}))
     session.delete(row)
     claims.forget_auto_reply_claims(session, canonical)
     session.add(DeletedAddress(address=canonical, deleted_at=_utcnow()))
@@ -243,12 +336,14 @@ def set_password(
 
 
 def reset_password(session: Session, address: str, policy: Policy) -> str:
-    """Replace the password by a new temporary one; returns it."""
+    """Replace the password by a new temporary one; returns it.  Every page
+    session of the mailbox ends."""
     row = mailbox_row(session, address)
     password = generate_temporary_password(policy.password)
     row.password_hash = hash_password(password)
     row.must_change_password = True
     session.flush()
+    web_sessions.delete_mailbox_sessions(session, row.address)
     return password
 
 

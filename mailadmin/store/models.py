@@ -38,6 +38,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 MAILBOX_STATUSES = ("active", "suspended")
+# アカウント権限種別 (seed 002): an admin mailbox manages every mailbox of its
+# contract, a user mailbox only itself.
+MAILBOX_ROLES = ("admin", "user")
 RULE_KINDS = ("reject_sender", "reject_subject", "allow_list")
 
 # Every constraint gets a predictable name, so later revisions can drop or
@@ -95,10 +98,27 @@ class Domain(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class Contract(Base):
+    """A contract (契約, seed 002): several mailboxes of one domain under one
+    contract number (お客様番号), up to a limit."""
+
+    __tablename__ = "contract"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domain.id", ondelete="RESTRICT"), index=True)
+    # None: the domain's policy (contracts.max_mailboxes) decides.
+    max_mailboxes: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    domain: Mapped[Domain] = relationship(lazy="joined", innerjoin=True)
+
+
 class Mailbox(Base):
     __tablename__ = "mailbox"
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
+        CheckConstraint("role IN ('admin', 'user')", name="role"),
         # Logins, Dovecot's passdb query and the MTA hook all look addresses up
         # by equality; one spelling per mailbox keeps that an index lookup.
         CheckConstraint("address = lower(address)", name="address_lower_case"),
@@ -109,6 +129,10 @@ class Mailbox(Base):
     domain_id: Mapped[int] = mapped_column(
         ForeignKey("domain.id", ondelete="RESTRICT"), index=True
     )
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contract.id", ondelete="RESTRICT"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(8), default="admin")
     password_hash: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="active")
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -129,6 +153,7 @@ class Mailbox(Base):
     auto_reply_end_date: Mapped[dt.date | None] = mapped_column(Date)
 
     domain: Mapped[Domain] = relationship(lazy="joined", innerjoin=True)
+    contract: Mapped[Contract] = relationship(lazy="joined", innerjoin=True)
     # passive_deletes: the database's ON DELETE CASCADE removes the children,
     # so deleting a mailbox does not load its quarantine first.
     rule_entries: Mapped[list[RuleEntry]] = relationship(

@@ -40,6 +40,9 @@ class WebSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
+    # The contract mailbox an admin session acts on (seed 002), None: its own.
+    # Re-authorised on every request (contracts.acting_target).
+    acting_mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailbox.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -49,6 +52,7 @@ class SessionInfo:
     mailbox: str
     csrf_token: str
     created_at: dt.datetime
+    acting_as: str | None = None  # the mailbox an admin chose from its contract
 
 
 def _hash(token: str) -> str:
@@ -83,8 +87,21 @@ def touch_session(
     address = session.scalar(select(Mailbox.address).where(Mailbox.id == row.mailbox_id))
     if address is None:
         return None
+    acting = None
+    if row.acting_mailbox_id is not None:
+        acting = session.scalar(select(Mailbox.address).where(Mailbox.id == row.acting_mailbox_id))
     session.flush()
-    return SessionInfo(address, row.csrf_token, row.created_at)
+    return SessionInfo(address, row.csrf_token, row.created_at, acting)
+
+
+def set_acting(session: Session, token: str, address: str | None) -> None:
+    """Make the session of ``token`` act on ``address`` (None: on its own mailbox).
+    The caller has checked that the session's mailbox may manage ``address``."""
+    row = session.get(WebSession, _hash(token))
+    if row is None:
+        raise NotFound("session")
+    row.acting_mailbox_id = None if address is None else _mailbox_id(session, address)
+    session.flush()
 
 
 def delete_session(session: Session, token: str) -> None:

@@ -13,6 +13,10 @@ Every request passes these middlewares, outermost first:
 5. a mailbox with a temporary password reaches only the password page.
 
 The mailbox a request acts on is always the session's; no route takes one.
+A session's own mailbox is ``Page.login``; ``Page.mailbox`` is the one the
+rule screens act on: the login's own, or, for an admin (seed 002), the
+mailbox of its contract it chose on the contract page, re-authorised on
+every request (same contract, the login still an admin).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from mailadmin import paths
 from mailadmin.config.model import Config, Policy
 from mailadmin.errors import NotFound, Problem
 from mailadmin.listeners import create_protocol_server
-from mailadmin.store import mailboxes, web_sessions
+from mailadmin.store import contracts, mailboxes, web_sessions
 from mailadmin.store.mailboxes import MailboxInfo
 from mailadmin.webapp import i18n
 from mailadmin.wiring import Runtime
@@ -122,7 +126,10 @@ class Page:
     request: web.Request
     state: WebState
     t: i18n.Translator
+    # the mailbox the rule screens act on (the login's own unless an admin chose another)
     mailbox: MailboxInfo | None = None
+    # the mailbox that logged in
+    login: MailboxInfo | None = None
     session_token: str | None = None
     csrf: str = ""
 
@@ -136,6 +143,19 @@ class Page:
         if self.mailbox is None:
             raise web.HTTPForbidden()
         return self.mailbox.address
+
+    @property
+    def login_address(self) -> str:
+        """The mailbox that logged in (password, contact address: always its own)."""
+        if self.login is None:
+            raise web.HTTPForbidden()
+        return self.login.address
+
+    @property
+    def acting_for_other(self) -> bool:
+        """An admin acting on another mailbox of its contract."""
+        return (self.login is not None and self.mailbox is not None
+                and self.login.address != self.mailbox.address)
 
     @property
     def config(self) -> Config:
@@ -152,7 +172,7 @@ class Page:
     def render(self, template: str, status: int = 200, **context: Any) -> web.Response:
         body = self.state.templates.get_template(template).render(
             t=self.t, lang=self.lang, csrf=self.csrf, url=self.state.url, mailbox=self.mailbox,
-            path=self.request.path, **context,
+            login=self.login, acting_for_other=self.acting_for_other, path=self.request.path, **context,
         )
         return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
@@ -226,7 +246,7 @@ async def session_and_language(request: web.Request, handler: Handler) -> web.St
     if token:
         now = state.clock()
 
-        def load(session: Session) -> tuple[web_sessions.SessionInfo, MailboxInfo] | None:
+        def load(session: Session) -> tuple[web_sessions.SessionInfo, MailboxInfo, MailboxInfo] | None:
             info = web_sessions.touch_session(session, token, now, idle_seconds=IDLE_TIMEOUT_SECONDS,
                                               max_age_seconds=MAX_SESSION_AGE_SECONDS)
             if info is None:
@@ -239,13 +259,22 @@ async def session_and_language(request: web.Request, handler: Handler) -> web.St
                 # A suspended mailbox is logged out at its next request.
                 web_sessions.delete_session(session, token)
                 return None
-            return info, box
+            target = box
+            if info.acting_as is not None:
+                chosen = contracts.managed_mailbox(session, box, info.acting_as)
+                if chosen is None:
+                    # No longer an admin, or the mailbox left the contract.
+                    web_sessions.set_acting(session, token, None)
+                else:
+                    target = chosen
+            return info, box, target
 
         found = await state.db(load)
         if found is not None:
             page.session_token = token
             page.csrf = found[0].csrf_token
-            page.mailbox = found[1]
+            page.login = found[1]
+            page.mailbox = found[2]
 
     public = relative == "/login" or relative.startswith("/lang/")
     if page.mailbox is None:
@@ -261,7 +290,7 @@ async def session_and_language(request: web.Request, handler: Handler) -> web.St
         if not page.csrf or not isinstance(sent, str) or not hmac.compare_digest(sent, page.csrf):
             return page.render("error.html", status=403, message=page.t("error.csrf"))
 
-    if (page.mailbox is not None and page.mailbox.must_change_password
+    if (page.login is not None and page.login.must_change_password
             and not any(relative == p or relative.startswith(p) for p in FORCED_CHANGE_PATHS)
             and relative != "/login"):
         raise page.redirect("/password")

@@ -156,7 +156,8 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     current = form_text(form, "current_password")
     new = form_text(form, "new_password")
     again = form_text(form, "new_password_again")
-    address = page.address
+    # Always the mailbox that logged in, even while an admin acts on another.
+    address = page.login_address
     policy = page.policy
     now = page.state.clock()
 
@@ -190,8 +191,10 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     except EntryError as exc:
         return page.render("password/input.html", problems=page.problems(exc.problems), status=400)
     page.csrf = csrf
-    if page.mailbox is not None:
-        page.mailbox = dataclasses.replace(page.mailbox, must_change_password=False)
+    if page.login is not None:
+        page.login = dataclasses.replace(page.login, must_change_password=False)
+        if page.mailbox is not None and page.mailbox.address == page.login.address:
+            page.mailbox = page.login
     response = page.render("password/done.html")
     set_cookie(page.state, response, SESSION_COOKIE, token, max_age=MAX_SESSION_AGE_SECONDS)
     return response

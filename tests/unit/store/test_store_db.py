@@ -17,9 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.errors import ServiceUnavailable
 from mailadmin.store import db
+from mailadmin.store import mailboxes
 from mailadmin.store.models import Base, Domain, ForwardDestination, Mailbox, OutboxMessage
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+# Revision files are numbered NNNN_what.py: the highest number is the head.
+NEWEST_REVISION = max(p.name[:4] for p in
+                      (Path(db.__file__).parent / "migrations" / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 def test_upgrade_creates_the_directory_and_reaches_head(tmp_path: Path) -> None:
@@ -29,15 +33,15 @@ def test_upgrade_creates_the_directory_and_reaches_head(tmp_path: Path) -> None:
     assert not path.exists()  # asking for the revision creates nothing
     db.upgrade(url)
     assert path.is_file()
-    assert db.current_revision(url) == db.head_revision() == "0002"
+    assert db.current_revision(url) == db.head_revision() == NEWEST_REVISION
     db.upgrade(url)  # idempotent
-    assert db.current_revision(url) == "0002"
+    assert db.current_revision(url) == NEWEST_REVISION
 
 
 def test_url_with_percent_sign(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/100%25/mail.db"
     db.upgrade(url)
-    assert db.current_revision(url) == "0002"
+    assert db.current_revision(url) == NEWEST_REVISION
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:
@@ -75,7 +79,37 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
     finally:
         engine.dispose()
     db.upgrade(db_url)
-    assert db.current_revision(db_url) == "0002"
+    assert db.current_revision(db_url) == NEWEST_REVISION
+
+
+def test_mailboxes_before_contracts_get_a_contract_of_their_own(tmp_path: Path) -> None:
+    """Migration 0003: each mailbox that stood alone becomes the admin of its own contract."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    db.upgrade(url, "0002")
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO domain (id, name, smtp_server, pop_server, created_at) "
+                              "VALUES (1, 'example.jp', 'smtp.example.jp', 'pop.example.jp', '2026-01-01')"))
+            for box_id, address in ((1, "taro@example.jp"), (2, "hanako@example.jp")):
+                conn.execute(text(
+                    "INSERT INTO mailbox (id, address, domain_id, password_hash, status, must_change_password,"
+                    " created_at, virus_scan_enabled, spam_scan_enabled, spam_quarantine_enabled,"
+                    " quarantine_notice_enabled, header_conditions, auto_reply_enabled, auto_reply_subject,"
+                    " auto_reply_body) VALUES (:id, :address, 1, 'x', 'active', 0, '2026-01-01', 1, 1, 0, 0,"
+                    " '', 0, '', '')"), {"id": box_id, "address": address})
+    finally:
+        engine.dispose()
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            boxes = {b.address: b for b in mailboxes.list_mailboxes(session)}
+    finally:
+        engine.dispose()
+    assert {b.role for b in boxes.values()} == {"admin"}
+    assert boxes["taro@example.jp"].contract == "10000000000001"
+    assert boxes["hanako@example.jp"].contract == "10000000000002"
 
 
 def test_sqlite_connection_settings(factory: sessionmaker[Session]) -> None:
