@@ -28,6 +28,7 @@ stopped at the end (also on Ctrl-C).  See README.md.
 """
 import argparse
 import datetime
+import email.utils
 import json
 import os
 import platform
@@ -501,7 +502,7 @@ def make_message(path, size, frm=f'"Alice Example" <{SENDER}>', subject="Quarter
     hdr = (f"From: {frm}\n"
            f'To: "Bob Example" <{RCPT}>\n'
            f"Subject: {subject}\n"
-           "Date: Mon, 23 Nov 2026 10:00:00 +0000\n"
+           f"Date: {email.utils.formatdate()}\n"
            f"Message-ID: <{msgid}@sender.example>\n"
            "MIME-Version: 1.0\n"
            'Content-Type: text/plain; charset="us-ascii"\n'

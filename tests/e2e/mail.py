@@ -38,5 +38,5 @@ def infected(to: str, frm: str, subject: str = "Invoice") -> bytes:
 def raw(headers: list[tuple[str, str]], body: str = "Hello.\r\n") -> bytes:
     """A message with exactly these headers (for header conditions: no Subject, From: <>...)."""
     lines = [f"{name}: {value}" if value else f"{name}:" for name, value in headers]
-    lines += [f"Date: {email.utils.formatdate()}", f"Message-ID: {email.utils.make_msgid()}"]
+    lines += [f"Date: {email.utils.formatdate()}", f"Message-ID: {email.utils.make_msgid(domain='example.org')}"]
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("utf-8")

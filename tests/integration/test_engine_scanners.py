@@ -18,6 +18,7 @@ from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.verdicts import Disposition
 
+from tests.fixtures.scanners import make_message
 from tests.unit.engine.conftest import make_config, rules_for, with_policy
 
 BOX = rules_for("taro@example.jp")
@@ -38,8 +39,9 @@ def engine_with(clamd_address: str, spamd_address: str, *, policy: Any = None,
 
 
 def plain(body: str) -> bytes:
-    return (f"From: Alice <alice@example.org>\r\nTo: taro@example.jp\r\nSubject: test\r\n"
-            f"Message-ID: <t@example.org>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0900\r\n\r\n{body}\r\n").encode()
+    """A text message a real spamd scores as ham on any day: dated now, with a
+    Message-ID of the sender's domain (the shared fixture builder)."""
+    return make_message(f"{body}\n", subject="Lunch on Friday", to="taro@example.jp")
 
 
 def with_attachment(name: str, payload: bytes, ctype: str = "application/octet-stream") -> bytes:

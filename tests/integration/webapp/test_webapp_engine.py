@@ -5,6 +5,7 @@ an entry just added on the page, and delivers it again once it is deleted."""
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 from email.message import EmailMessage
 
 from mailadmin.config.model import Config
@@ -43,12 +44,12 @@ def engine_for(web: Web, config: Config, store_url: str) -> Engine:
     )
 
 
-def message(subject: str) -> Message:
+def message(subject: str, now: dt.datetime) -> Message:
     msg = EmailMessage()
     msg["From"] = "Sale <news@shop.spam.example>"
     msg["To"] = f"{TARO}, {HANAKO}"
     msg["Subject"] = subject
-    msg["Date"] = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    msg["Date"] = email.utils.format_datetime(now)  # the test's own clock
     msg.set_content("Buy now\n")
     return Message(msg.as_bytes())
 
@@ -59,13 +60,13 @@ async def test_an_entry_added_on_the_page_quarantines_the_next_message(
     engine = engine_for(taro, config, store_url)
     envelope = Envelope(mail_from="bounce@mx.shop.spam.example", rcpt_tos=(TARO, HANAKO))
 
-    before = await engine.decide(envelope, message("Big sale"))
+    before = await engine.decide(envelope, message("Big sale", taro.clock.now))
     assert [o.disposition for o in before.outcomes] == [Disposition.DELIVER, Disposition.DELIVER]
 
     await taro.get("/reject/sender/add")
     await taro.confirm_and_done("/reject/sender/add", {"entries": "spam.example"})
 
-    after = await engine.decide(envelope, message("Big sale"))
+    after = await engine.decide(envelope, message("Big sale", taro.clock.now))
     by_rcpt = {o.recipient: o for o in after.outcomes}
     assert by_rcpt[TARO].disposition is Disposition.QUARANTINE
     assert by_rcpt[TARO].reason == "reject_sender:spam.example"
@@ -74,7 +75,7 @@ async def test_an_entry_added_on_the_page_quarantines_the_next_message(
     await taro.get("/reject/sender")
     await taro.post("/reject/sender/delete/confirm", {"entry": "spam.example"})
     await taro.press_confirm("/reject/sender/delete")
-    again = await engine.decide(envelope, message("Big sale"))
+    again = await engine.decide(envelope, message("Big sale", taro.clock.now))
     assert {o.recipient: o.disposition for o in again.outcomes}[TARO] is Disposition.DELIVER
 
 
@@ -85,10 +86,10 @@ async def test_a_subject_entry_and_a_header_condition_from_the_page(
     envelope = Envelope(mail_from="someone@example.org", rcpt_tos=(TARO,))
     await taro.get("/reject/subject/add")
     await taro.confirm_and_done("/reject/subject/add", {"entries": "未承諾広告"})
-    decision = await engine.decide(envelope, message("【未承諾広告】お得な情報"))
+    decision = await engine.decide(envelope, message("【未承諾広告】お得な情報", taro.clock.now))
     assert decision.outcomes[0].disposition is Disposition.QUARANTINE
 
     await taro.get("/allow/add")
     await taro.confirm_and_done("/allow/add", {"entries": "shop.spam.example"})
-    decision = await engine.decide(envelope, message("【未承諾広告】お得な情報"))
+    decision = await engine.decide(envelope, message("【未承諾広告】お得な情報", taro.clock.now))
     assert decision.outcomes[0].disposition is Disposition.DELIVER  # the allow list wins
