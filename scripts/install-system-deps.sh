@@ -13,7 +13,7 @@ python3 -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null 
     || run_pkgs+=(python3 python3-venv python3-dev gcc)
 command -v npm >/dev/null 2>&1 || run_pkgs+=(npm)
 test_pkgs=(postfix swaks clamav-daemon clamav-testfiles clamdscan spamassassin spamd spamc
-           dovecot-core dovecot-sqlite miltertest chromium fonts-noto-cjk sqlite3)
+           dovecot-core dovecot-sqlite miltertest chromium fonts-noto-cjk sqlite3 faketime)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
