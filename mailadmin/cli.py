@@ -88,8 +88,73 @@ def cmd_mailbox_add(args: argparse.Namespace, config: Config) -> int:
     address = args.address.lower()
     policy = config.policies.for_domain(address.rpartition("@")[2])
     with open_store(config).session_factory.begin() as session:
-        password = mailboxes.add_mailbox(session, address, policy)
+        password = mailboxes.add_mailbox(session, address, policy, contract=args.contract, role=args.role)
+        box = mailboxes.get_mailbox(session, address)
     _print_password_notice(address, password, config)
+    _out(f"Contract:           {box.contract} ({box.role})")
+    return 0
+
+
+def cmd_mailbox_role(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import contracts
+
+    address = args.address.lower()
+    with open_store(config).session_factory.begin() as session:
+        contracts.set_role(session, address, args.role)
+    _out(f"{address}: {args.role}")
+    return 0
+
+
+def cmd_contract_add(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import contracts
+
+    with open_store(config).session_factory.begin() as session:
+        number = contracts.add_contract(session, args.domain, number=args.number, max_mailboxes=args.limit)
+        info = contracts.get_contract(session, number, config.policies)
+    _out(f"contract {info.number} added ({info.domain}, up to {info.max_mailboxes} mailboxes)")
+    return 0
+
+
+def cmd_contract_list(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import contracts
+
+    with open_store(config).session_factory() as session:
+        for c in contracts.list_contracts(session, config.policies):
+            _out(f"{c.number}	{c.domain}	{c.mailbox_count}/{c.max_mailboxes} mailboxes")
+    return 0
+
+
+def cmd_contract_show(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import contracts
+
+    with open_store(config).session_factory() as session:
+        c = contracts.get_contract(session, args.number, config.policies)
+        boxes = contracts.contract_mailboxes(session, c.number)
+    source = "the contract's own limit" if c.own_limit is not None else "policy contracts.max_mailboxes"
+    _out(f"Contract:  {c.number}")
+    _out(f"Domain:    {c.domain}")
+    _out(f"Mailboxes: {c.mailbox_count} / {c.max_mailboxes} ({source})")
+    for b in boxes:
+        flag = " (must change password)" if b.must_change_password else ""
+        _out(f"  {b.address}	{b.role}	{b.status}{flag}")
+    return 0
+
+
+def cmd_contract_set_limit(args: argparse.Namespace, config: Config) -> int:
+    from mailadmin.store import contracts
+
+    if args.limit == "default":
+        limit: int | None = None
+    else:
+        try:
+            limit = int(args.limit)
+        except ValueError:
+            raise EntryError(f"'{args.limit}' is not a number of mailboxes (or 'default')") from None
+    with open_store(config).session_factory.begin() as session:
+        domain = contracts.get_contract(session, args.number, config.policies).domain
+        contracts.set_limit(session, args.number, limit, config.policies.for_domain(domain))
+        c = contracts.get_contract(session, args.number, config.policies)
+    _out(f"contract {c.number}: up to {c.max_mailboxes} mailboxes ({c.mailbox_count} held)")
     return 0
 
 
@@ -107,7 +172,7 @@ def cmd_mailbox_list(args: argparse.Namespace, config: Config) -> int:
     with open_store(config).session_factory() as session:
         for m in mailboxes.list_mailboxes(session, args.domain):
             flag = " (must change password)" if m.must_change_password else ""
-            _out(f"{m.address}\t{m.status}{flag}")
+            _out(f"{m.address}\t{m.status}{flag}\tcontract={m.contract}\t{m.role}")
     return 0
 
 
@@ -324,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = group("mailbox", "mailboxes")
     sp = cmd(g, "add", cmd_mailbox_add, "create a mailbox; prints its temporary password")
     sp.add_argument("address")
+    sp.add_argument("--contract", metavar="NUMBER",
+                    help="join this contract (default: a new contract with this mailbox as its admin)")
+    sp.add_argument("--role", choices=["admin", "user"],
+                    help="role in the contract (default: admin of a new contract, user of an existing one)")
+    sp = cmd(g, "role", cmd_mailbox_role, "make a mailbox an admin or a user of its contract")
+    sp.add_argument("address")
+    sp.add_argument("role", choices=["admin", "user"])
     sp = cmd(g, "list", cmd_mailbox_list, "list mailboxes")
     sp.add_argument("--domain")
     for name, status, text in (("suspend", "suspended", "suspend a mailbox (login refused)"),
@@ -336,6 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd(g, "passwd", cmd_mailbox_passwd, "reset to a new temporary password (or set one from stdin)")
     sp.add_argument("address")
     sp.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+
+    g = group("contract", "contracts (お客様番号): several mailboxes of one domain with admin and user roles")
+    sp = cmd(g, "add", cmd_contract_add, "add an empty contract")
+    sp.add_argument("domain")
+    sp.add_argument("--number", help="contract number (default: a new 14-digit number)")
+    sp.add_argument("--limit", type=int, help="mailboxes it may hold (default: policy contracts.max_mailboxes)")
+    cmd(g, "list", cmd_contract_list, "list contracts with their mailbox counts")
+    sp = cmd(g, "show", cmd_contract_show, "show a contract and its mailboxes")
+    sp.add_argument("number")
+    sp = cmd(g, "set-limit", cmd_contract_set_limit, "set how many mailboxes a contract may hold")
+    sp.add_argument("number")
+    sp.add_argument("limit", help="a number, or 'default' for the domain's policy")
 
     g = group("rules", "a mailbox's rules as one JSON document")
     sp = cmd(g, "export", cmd_rules_export, "print every setting of a mailbox as JSON")

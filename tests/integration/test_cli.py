@@ -76,6 +76,46 @@ def test_mailbox_lifecycle(cli: Run) -> None:
     assert code == 1  # a deleted address is never issued again
 
 
+def test_contracts_hold_mailboxes_up_to_their_limit(cli: Run) -> None:
+    code, out, _ = cli("contract", "add", "example.jp", "--number", "12345678901234", "--limit", "2")
+    assert code == 0 and "12345678901234" in out and "up to 2 mailboxes" in out
+    code, out, _ = cli("mailbox", "add", "taro@example.jp", "--contract", "12345678901234", "--role", "admin")
+    assert code == 0 and "Contract:           12345678901234 (admin)" in out
+    code, out, _ = cli("mailbox", "add", "hanako@example.jp", "--contract", "12345678901234")
+    assert code == 0 and "(user)" in out  # joining a contract: user unless told
+    code, _, err = cli("mailbox", "add", "jiro@example.jp", "--contract", "12345678901234")
+    assert code == 1 and "already holds its 2 mailboxes" in err
+    assert "jiro@example.jp" not in cli("mailbox", "list")[1]  # nothing half-made
+
+    code, out, _ = cli("contract", "show", "12345678901234")
+    assert code == 0 and "Mailboxes: 2 / 2 (the contract's own limit)" in out
+    assert out.index("taro@example.jp\tadmin") < out.index("hanako@example.jp\tuser")
+
+    code, _, err = cli("contract", "set-limit", "12345678901234", "1")
+    assert code == 1 and "holds 2 mailboxes" in err
+    assert cli("contract", "set-limit", "12345678901234", "default")[0] == 0
+    assert "2 / 5 (policy contracts.max_mailboxes)" in cli("contract", "show", "12345678901234")[1]
+    assert "12345678901234\texample.jp\t2/5 mailboxes" in cli("contract", "list")[1]
+
+    # Never a contract without an admin.
+    code, _, err = cli("mailbox", "role", "taro@example.jp", "user")
+    assert code == 1 and "only admin" in err
+    assert cli("mailbox", "role", "hanako@example.jp", "admin")[0] == 0
+    assert cli("mailbox", "role", "taro@example.jp", "user")[0] == 0
+    assert "taro@example.jp\tuser" in cli("contract", "show", "12345678901234")[1]
+    code, _, err = cli("mailbox", "delete", "hanako@example.jp", "--yes")
+    assert code == 1 and "only admin" in err
+
+    # A mailbox added without a contract gets its own, as its admin.
+    code, out, _ = cli("mailbox", "add", "saburo@example.jp")
+    assert code == 0 and "(admin)" in out
+    assert cli("contract", "show", "99")[0] == 1
+    code, _, err = cli("contract", "add", "unknown.example")
+    assert code == 1 and "unknown.example" in err
+    code, _, err = cli("contract", "add", "example.jp", "--number", "12345678901234")
+    assert code == 1 and "already exists" in err
+
+
 def test_rules_export_import_round_trip(cli: Run, tmp_path: Path) -> None:
     cli("mailbox", "add", "taro@example.jp")
     doc = {
