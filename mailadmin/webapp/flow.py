@@ -70,6 +70,9 @@ class Flow:
     confirm_button: str = "button.register"
     confirm_note: str = ""
     done_note: str = ""
+    # The done page's rows when they differ from the confirm page's (a temporary
+    # password exists only once the change is saved).
+    describe_done: Describer | None = None
 
     @property
     def path(self) -> str:
@@ -138,7 +141,8 @@ class Flow:
         except EntryError as exc:
             # Valid at the confirm step, no longer (changed in another window, say).
             return page.render("flow/failed.html", flow=self, problems=page.problems(exc.problems))
-        return page.render("flow/done.html", flow=self, rows=self.describe(page, pending, result))
+        describe = self.describe_done or self.describe
+        return page.render("flow/done.html", flow=self, rows=describe(page, pending, result))
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
         """GET input page, POST …/confirm, POST …/done."""
