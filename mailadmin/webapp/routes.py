@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mailadmin.webapp.views import account, lists, quarantine, settings
+from mailadmin.webapp.views import account, contract, lists, quarantine, settings
 
 
 def add_routes(app: web.Application, prefix: str, static_dir: Path) -> None:
@@ -56,6 +56,8 @@ def add_routes(app: web.Application, prefix: str, static_dir: Path) -> None:
         web.get(p + "/quarantine/item/{item_id}", quarantine.show_item),
         *quarantine.RELEASE.routes(p),
         *quarantine.DELETE.routes(p),
+        # 契約のメールアカウント管理 (admin mailboxes only)
+        *contract.routes(p),
     ]
     app.add_routes(routes)
     app.router.add_static(p + "/static", static_dir, append_version=True)

@@ -30,8 +30,10 @@ TARO = "taro@example.jp"      # mailbox A
 HANAKO = "hanako@example.jp"  # mailbox B
 NEWBIE = "new@example.jp"     # still has its temporary password
 SUSPENDED = "gone@example.jp"
+JIRO = "jiro@example.jp"      # a user mailbox in taro's contract (taro is its admin)
 PASSWORD = "Passw0rd.1"
 HANAKO_PASSWORD = "Hanak0-pass"
+JIRO_PASSWORD = "Jir0-pass"
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
 
@@ -60,6 +62,9 @@ def web_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
             mailboxes.set_password(session, address, password, policy)
         mailboxes.set_status(session, SUSPENDED, "suspended")
         newbie = mailboxes.add_mailbox(session, NEWBIE, policy)
+        contract = mailboxes.get_mailbox(session, TARO).contract
+        mailboxes.add_mailbox(session, JIRO, policy, contract=contract, role="user")
+        mailboxes.set_password(session, JIRO, JIRO_PASSWORD, policy)
     engine.dispose()
     return Template(path, newbie)
 
@@ -158,6 +163,19 @@ def config(store_url: str) -> Config:
 @pytest.fixture
 async def web(config: Config, factory: sessionmaker[Session], clock: Clock,
               web_template: Template) -> AsyncIterator[Web]:
+    app = make_app(lambda: config, factory, clock=clock)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield Web(client, factory, clock, web_template)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def second_browser(config: Config, factory: sessionmaker[Session], clock: Clock,
+                         web_template: Template) -> AsyncIterator[Web]:
+    """Another browser on the same app and store (not logged in)."""
     app = make_app(lambda: config, factory, clock=clock)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
