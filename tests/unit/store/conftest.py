@@ -1,14 +1,14 @@
-"""Store fixtures: a SQLite file per test in tmp_path, migrated by the real migrations.
+"""Store fixtures: a database per test, on SQLite and on PostgreSQL (the
+``backend`` fixture), migrated by the real migrations.
 
 Migrating and hashing a password (Argon2id, 64 MiB) take time, so one
 template database with a domain and a mailbox is built per session and
-copied for each test.
+cloned for each test.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import Policy
 from mailadmin.store import db, mailboxes
+from tests.fixtures.databases import Backend
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
 DOMAIN = "example.jp"
@@ -26,29 +27,31 @@ MAILBOX = "taro@example.jp"
 
 @dataclass(frozen=True)
 class Template:
-    path: Path
+    url: str
     temporary_password: str
 
 
 @pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    path = tmp_path_factory.mktemp("template") / "store.db"
-    url = f"sqlite:///{path}"
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    with db.make_session_factory(engine).begin() as session:
-        mailboxes.add_domain(session, DOMAIN, smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        password = mailboxes.add_mailbox(session, MAILBOX, Policy())
-    # Disposing closes the last connection, which checkpoints the WAL into the file.
-    engine.dispose()
-    return Template(path, password)
+def template(backend: Backend) -> Template:
+    passwords: list[str] = []
+
+    def build(url: str) -> None:
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        with db.make_session_factory(engine).begin() as session:
+            mailboxes.add_domain(session, DOMAIN, smtp_server="smtp.example.jp", pop_server="pop.example.jp")
+            passwords.append(mailboxes.add_mailbox(session, MAILBOX, Policy()))
+        # Disposing closes the last connection: SQLite checkpoints the WAL into the
+        # file, and PostgreSQL can copy a template nobody is connected to.
+        engine.dispose()
+
+    url = backend.template("store", build)  # session scope: built once per backend
+    return Template(url, passwords[0])
 
 
 @pytest.fixture
-def db_url(template: Template, tmp_path: Path) -> str:
-    path = tmp_path / "store.db"
-    shutil.copyfile(template.path, path)
-    return f"sqlite:///{path}"
+def db_url(template: Template, backend: Backend, tmp_path: Path) -> str:
+    return backend.clone(template.url, tmp_path)
 
 
 @pytest.fixture

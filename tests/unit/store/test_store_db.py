@@ -4,6 +4,7 @@ those revisions agree with the models."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailadmin.errors import ServiceUnavailable
 from mailadmin.store import db
 from mailadmin.store import mailboxes
+from tests.fixtures.scanners import free_tcp_port
 from mailadmin.store.models import Base, Domain, ForwardDestination, Mailbox, OutboxMessage
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
@@ -52,12 +54,14 @@ def test_models_and_migrations_agree(db_url: str) -> None:
             warnings.filterwarnings("ignore", message=".*expression-based index.*")
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
-            indexes: dict[str, str] = dict(connection.execute(text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'forward_destination'"
-            )).all())
+            query = ("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'forward_destination'"
+                     if connection.dialect.name == "sqlite" else
+                     "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'forward_destination'")
+            indexes: dict[str, str] = dict(connection.execute(text(query)).all())
     finally:
         engine.dispose()
-    assert "lower(address)" in indexes["uq_forward_destination_mailbox_id_address"]
+    # SQLite keeps the statement as written; PostgreSQL writes lower((address)::text).
+    assert re.search(r"lower\(\(?address\)?(::text)?\)", indexes["uq_forward_destination_mailbox_id_address"])
     assert "UNIQUE" in indexes["uq_forward_destination_mailbox_id_address"]
 
 
@@ -112,6 +116,7 @@ def test_mailboxes_before_contracts_get_a_contract_of_their_own(tmp_path: Path) 
     assert boxes["hanako@example.jp"].contract == "10000000000002"
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_connection_settings(factory: sessionmaker[Session]) -> None:
     with factory() as session:
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -198,6 +203,19 @@ def test_unreachable_database_is_a_service_error(tmp_path: Path) -> None:
         engine.dispose()
 
 
+def test_an_unreachable_postgresql_server_is_a_service_error() -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_tcp_port()}/mailadmin"
+    with pytest.raises(ServiceUnavailable) as info:
+        db.current_revision(url)
+    assert info.value.service == "database"
+    engine = db.make_engine(url)
+    try:
+        with pytest.raises(ServiceUnavailable), engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
 def test_a_file_that_is_no_database_is_a_service_error(tmp_path: Path) -> None:
     garbage = tmp_path / "mail.db"
     garbage.write_bytes(b"this is not an SQLite file" * 100)
@@ -208,6 +226,7 @@ def test_a_file_that_is_no_database_is_a_service_error(tmp_path: Path) -> None:
         db.upgrade(f"sqlite:///{garbage}")
 
 
+@pytest.mark.sqlite_only
 def test_locked_database_times_out_as_a_service_error(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.05)
     path = db_url.removeprefix("sqlite:///")
