@@ -1,4 +1,4 @@
-"""Admin page fixtures: a migrated SQLite store with mailboxes, the app on
+"""Admin page fixtures: a migrated store with mailboxes (SQLite and PostgreSQL), the app on
 aiohttp's test server (a free loopback port), and a logged-in client.
 
 Hashing passwords (Argon2id) is slow, so one template store is built per
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import Config, Policy, WebConf
 from mailadmin.store import db, mailboxes
+from tests.fixtures.databases import Backend
 from tests.fixtures.config import make_config as fixtures_make_config
 from mailadmin.webapp import make_app
 
@@ -44,29 +44,32 @@ def make_config(url: str, base_url: str = "http://127.0.0.1:8080/", policy: Poli
 
 @dataclass(frozen=True)
 class Template:
-    path: Path
+    url: str
     newbie_password: str
 
 
 @pytest.fixture(scope="session")
-def web_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    path = tmp_path_factory.mktemp("web-template") / "store.db"
-    url = f"sqlite:///{path}"
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    policy = Policy()
-    with db.make_session_factory(engine).begin() as session:
-        mailboxes.add_domain(session, DOMAIN, smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        for address, password in ((TARO, PASSWORD), (HANAKO, HANAKO_PASSWORD), (SUSPENDED, PASSWORD)):
-            mailboxes.add_mailbox(session, address, policy)
-            mailboxes.set_password(session, address, password, policy)
-        mailboxes.set_status(session, SUSPENDED, "suspended")
-        newbie = mailboxes.add_mailbox(session, NEWBIE, policy)
-        contract = mailboxes.get_mailbox(session, TARO).contract
-        mailboxes.add_mailbox(session, JIRO, policy, contract=contract, role="user")
-        mailboxes.set_password(session, JIRO, JIRO_PASSWORD, policy)
-    engine.dispose()
-    return Template(path, newbie)
+def web_template(backend: Backend) -> Template:
+    newbie: list[str] = []
+
+    def build(url: str) -> None:
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        policy = Policy()
+        with db.make_session_factory(engine).begin() as session:
+            mailboxes.add_domain(session, DOMAIN, smtp_server="smtp.example.jp", pop_server="pop.example.jp")
+            for address, password in ((TARO, PASSWORD), (HANAKO, HANAKO_PASSWORD), (SUSPENDED, PASSWORD)):
+                mailboxes.add_mailbox(session, address, policy)
+                mailboxes.set_password(session, address, password, policy)
+            mailboxes.set_status(session, SUSPENDED, "suspended")
+            newbie.append(mailboxes.add_mailbox(session, NEWBIE, policy))
+            contract = mailboxes.get_mailbox(session, TARO).contract
+            mailboxes.add_mailbox(session, JIRO, policy, contract=contract, role="user")
+            mailboxes.set_password(session, JIRO, JIRO_PASSWORD, policy)
+        engine.dispose()
+
+    url = backend.template("web", build)  # session scope: built once per backend
+    return Template(url, newbie[0])
 
 
 @dataclass
@@ -142,10 +145,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store_url(web_template: Template, tmp_path: Path) -> str:
-    path = tmp_path / "store.db"
-    shutil.copyfile(web_template.path, path)
-    return f"sqlite:///{path}"
+def store_url(web_template: Template, backend: Backend, tmp_path: Path) -> str:
+    return backend.clone(web_template.url, tmp_path)
 
 
 @pytest.fixture
