@@ -299,6 +299,71 @@ class DeletedAddress(Base):
     deleted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class ContactAddress(Base):
+    """A mailbox's confirmed contact address (連絡先メールアドレス, seeds 000, 001):
+    where change notices and password-reset codes go.  Only an address whose
+    認証コード was entered is stored here."""
+
+    __tablename__ = "contact_address"
+
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(254))
+    confirmed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class VerificationCode(Base):
+    """A one-time 認証コード (seeds 000, 001): to confirm a new contact address
+    (``purpose = 'contact'``, ``address`` is that address) or to reset a
+    forgotten password (``'reset'``, ``address`` is the contact address it went
+    to).  Only its hash is kept; one live code per mailbox and purpose."""
+
+    __tablename__ = "verification_code"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('contact', 'reset')", name="purpose"),
+        Index("ix_verification_code_mailbox_id_purpose", "mailbox_id", "purpose"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(254))
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the code was entered right, or replaced by a newer one: never valid again.
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ChangeEvent(Base):
+    """One change saved on the page, to be told to ``mailbox_address`` in a change
+    notice (seed 001).  Written in the transaction of the change itself.
+
+    Keyed by address, not by mailbox id: the notice of a change made by an
+    admin on a mailbox it then deleted still reaches the admin, and a row
+    outlives nothing it needs.  What changed is kept as rendered text in both
+    languages (``details``: ``{"ja": {"title": …, "rows": [[label, [values]]]},
+    "en": {…}}``), so the notice says what the page said, whatever the code
+    later becomes."""
+
+    __tablename__ = "change_event"
+    __table_args__ = (
+        Index("ix_change_event_mailbox_address_notified_at", "mailbox_address", "notified_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_address: Mapped[str] = mapped_column(String(254))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    client_ip: Mapped[str] = mapped_column(String(64))
+    # The mailbox that logged in and the one the change was made on.
+    login_address: Mapped[str] = mapped_column(String(254))
+    target_address: Mapped[str] = mapped_column(String(254))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Further recipients of this change's notice (the old contact address).
+    also_notify: Mapped[list[str]] = mapped_column(JSON)
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
 # The admin page's session table lives in its own module; importing it here
 # puts it in Base.metadata, which the migrations are checked against.
 from mailadmin.store import web_sessions as _web_sessions  # noqa: E402,F401
