@@ -26,6 +26,12 @@ yet announced go out as one notice, at most once per the policy's
 ``quarantine.notice_interval_minutes``; items caught within the interval wait
 for the next notice.  When the last notice went is the latest ``notified_at``
 of the mailbox's quarantine items.
+
+Change notices (seed 001): the change events a page change recorded are
+sent per mailbox in batches (``contact.notice_batch_seconds`` from the
+first), to the mailbox's confirmed contact address or, without one, to the
+mailbox itself, and to every old contact address a change in the batch
+names.  The batch is marked told in the transaction that enqueues it.
 """
 
 from __future__ import annotations
@@ -42,11 +48,12 @@ from sqlalchemy.orm import Session
 
 from mailadmin.config.model import Config
 from mailadmin.engine.envelope import MessageInfo
-from mailadmin.errors import ServiceError, ServiceProtocolError, ServiceUnavailable
+from mailadmin.errors import NotFound, ServiceError, ServiceProtocolError, ServiceUnavailable
 from mailadmin.mailtext.addresses import domain_of
+from mailadmin.mailtext.account_mail import ChangeText, NoticeChange, compose_change_notice, format_moment
 from mailadmin.mailtext.compose import compose_quarantine_notice
 from mailadmin.services import relay
-from mailadmin.store import claims, outbox, quarantine
+from mailadmin.store import change_events, claims, contact, outbox, quarantine
 from mailadmin.store.models import Mailbox, QuarantineItem
 
 if TYPE_CHECKING:
@@ -72,6 +79,11 @@ SENT_KEPT_DAYS = 7
 
 NOTICE_POLL_SECONDS = 60.0
 NOTICE_PURPOSE = "quarantine_notice"
+
+# A batch is due notice_batch_seconds (default 60) after its first change;
+# this much later at most it is sent.
+CHANGE_NOTICE_POLL_SECONDS = 5.0
+CHANGE_NOTICE_PURPOSE = "change_notice"
 
 
 async def _in_session(runtime: Runtime, work: Callable[[Session], T]) -> T:
@@ -205,7 +217,10 @@ async def purge_once(runtime: Runtime) -> dict[str, int]:
     now = runtime.clock()
     config = runtime.config()
     reply_window = dt.timedelta(hours=_longest(config, lambda p: p.auto_reply.window_hours))
-    login_window = dt.timedelta(minutes=_longest(config, lambda p: p.login.window_minutes))
+    # Code-request counters share the login-failure table (other key prefixes).
+    login_window = dt.timedelta(minutes=max(_longest(config, lambda p: p.login.window_minutes),
+                                            _longest(config, lambda p: p.contact.request_window_minutes)))
+    code_kept = dt.timedelta(hours=_longest(config, lambda p: p.contact.code_ttl_hours))
 
     def purge(session: Session) -> dict[str, int]:
         return {
@@ -213,6 +228,8 @@ async def purge_once(runtime: Runtime) -> dict[str, int]:
             "outbox_sent": outbox.purge_sent(session, now - dt.timedelta(days=SENT_KEPT_DAYS)),
             "auto_reply_claims": claims.purge_auto_reply_claims(session, now - reply_window),
             "login_failures": claims.purge_login_failures(session, now - login_window),
+            "verification_codes": contact.purge_codes(session, now - code_kept),
+            "change_events": change_events.purge_notified(session, now - dt.timedelta(days=SENT_KEPT_DAYS)),
         }
 
     counts = await _in_session(runtime, purge)
@@ -335,3 +352,89 @@ async def run_quarantine_notices(runtime: Runtime, stop: asyncio.Event) -> None:
             await _pause(stop, ERROR_PAUSE_SECONDS)
             continue
         await _pause(stop, NOTICE_POLL_SECONDS)
+
+
+# ---------------------------------------------------------------- change notices (seed 001)
+
+
+def _notice_recipients(session: Session, mailbox: str, events: Sequence[change_events.ChangeInfo]) -> list[str]:
+    """The confirmed contact address, else the mailbox itself (no change goes
+    unnoticed), then every old contact address the batch names."""
+    try:
+        found = contact.get_contact(session, mailbox)
+        recipients = [found.address if found is not None else mailbox]
+    except NotFound:
+        recipients = []  # deleted meanwhile: the admin who deleted it is told
+    for event in events:
+        recipients.extend(event.also_notify)
+    seen: dict[str, str] = {}
+    for address in recipients:
+        seen.setdefault(address.lower(), address)
+    return list(seen.values())
+
+
+def _notice_change(event: change_events.ChangeInfo, zone_name: str) -> NoticeChange:
+    when_ja, when_en = format_moment(event.changed_at, zoneinfo.ZoneInfo(zone_name), zone_name)
+
+    def text(lang: str) -> ChangeText:
+        worded = event.details.get(lang) or event.details.get("en") or {}
+        rows = [(str(label), [str(v) for v in values]) for label, values in worded.get("rows", [])]
+        return ChangeText(str(worded.get("title", "")), rows)
+
+    return NoticeChange(when_ja, when_en, event.client_ip, event.login, event.target, text("ja"), text("en"))
+
+
+async def send_change_notices(runtime: Runtime) -> int:
+    """Enqueue the change notices that are due now; returns how many mails."""
+    now = runtime.clock()
+    config = runtime.config()
+
+    def batch_seconds(mailbox: str) -> int:
+        return config.policies.for_domain(domain_of(mailbox)).contact.notice_batch_seconds
+
+    batches = await _in_session(runtime, lambda s: change_events.due_batches(s, now, batch_seconds))
+    base_url = config.conf.web.base_url
+    reset_url = base_url.rstrip("/") + "/reset"
+    sent = 0
+    for mailbox, events in batches.items():
+        zone = config.policies.for_domain(domain_of(mailbox)).auto_reply.timezone
+        changes = [_notice_change(e, zone) for e in events]
+        ids = [e.id for e in events]
+
+        def enqueue(session: Session) -> int:
+            if not change_events.take(session, ids, now):
+                raise _Taken()
+            count = 0
+            for to in _notice_recipients(session, mailbox, events):
+                message = compose_change_notice(
+                    to, mailbox, changes, page_url=base_url, reset_url=reset_url,
+                    postmaster=f"postmaster@{domain_of(mailbox)}", now=now,
+                )
+                # A null envelope sender: a notice must never draw a bounce back.
+                outbox.enqueue(session, purpose=CHANGE_NOTICE_PURPOSE, mail_from="", rcpt_tos=[to],
+                               message=message, now=now)
+                count += 1
+            return count
+
+        try:
+            mails = await _in_session(runtime, enqueue)
+        except _Taken:
+            log.debug("change notice for %s sent by another process", mailbox)
+            continue
+        sent += mails
+        log.info("change notice mailbox=%s changes=%d mails=%d", mailbox, len(ids), mails)
+    if sent:
+        runtime.outbox_wakeup.set()
+    return sent
+
+
+async def run_change_notices(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Send due change notices every :data:`CHANGE_NOTICE_POLL_SECONDS` until ``stop``."""
+    while not stop.is_set():
+        try:
+            await send_change_notices(runtime)
+        except Exception as exc:
+            _log_loop_error("change notices", exc)
+            await _pause(stop, ERROR_PAUSE_SECONDS)
+            continue
+        await _pause(stop, CHANGE_NOTICE_POLL_SECONDS)

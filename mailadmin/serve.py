@@ -2,9 +2,9 @@
 
 ``all`` runs, in one asyncio process, every listener whose ``enabled`` is
 true in conf/ (milter, Postfix policy delegation, SMTP content filter, the
-admin page), the background jobs (outbox, quarantine purge, quarantine notices)
-and the configuration watcher.  A role name runs that role alone, for hosts
-that split them over several systemd units (systemd/); every listener role
+admin page), the background jobs (outbox, quarantine purge, quarantine notices,
+change notices) and the configuration watcher.  A role name runs that role
+alone, for hosts that split them over several systemd units (systemd/); every listener role
 also runs the watcher, so a filters/ edit governs the next message in every
 process.
 
@@ -128,6 +128,7 @@ def _job_loops() -> dict[str, JobLoop]:
         "outbox": jobs.run_outbox,
         "quarantine_purge": jobs.run_quarantine_purge,
         "quarantine_notices": jobs.run_quarantine_notices,
+        "change_notices": jobs.run_change_notices,
     }
 
 
@@ -237,9 +238,11 @@ async def _jobs_once(holder: ConfigHolder) -> None:
     runtime = make_runtime(lambda: holder.current)
     purged = await jobs.purge_once(runtime)
     notices = await jobs.send_quarantine_notices(runtime)
+    changes = await jobs.send_change_notices(runtime)
     sent = await jobs.drain_outbox(runtime)
     done = ", ".join(f"{n} {what}" for what, n in purged.items())
-    _say(f"purged: {done or 'nothing'}; {notices} quarantine notice(s) queued; {sent} outbox message(s) handled")
+    _say(f"purged: {done or 'nothing'}; {notices} quarantine notice(s) queued; "
+         f"{changes} change notice(s) queued; {sent} outbox message(s) handled")
 
 
 class _ListenFailed(Exception):

@@ -14,6 +14,10 @@ always the session's.
 
 A flow with ``confirmations=2`` (deleting every entry of a list) shows a
 second, final confirm page before it applies.
+
+Every change a flow saves is recorded for its change notice (seed 001) in
+the same transaction (``webapp/notices.py``): for the mailbox acted on, for
+the login when an admin acts on another mailbox, and for ``notify_also``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.webapp.app import Page, page_of
+from mailadmin.webapp.notices import record_change
 
 Pending = dict[str, Any]
 Form = MultiDictProxy[str | Any]
@@ -73,6 +78,10 @@ class Flow:
     # The done page's rows when they differ from the confirm page's (a temporary
     # password exists only once the change is saved).
     describe_done: Describer | None = None
+    # Further mailboxes told of the change in their change notice (seed 001),
+    # besides the one acted on and the login: a mailbox an admin created or
+    # whose password it reset.
+    notify_also: Callable[[Page, Pending, Any], Sequence[str]] | None = None
 
     @property
     def path(self) -> str:
@@ -81,9 +90,19 @@ class Flow:
     async def _apply(self, page: Page, pending: Pending, *, dry: bool) -> Any:
         def run(session: Session) -> Any:
             try:
-                return self.apply(session, page, pending)
+                result = self.apply(session, page, pending)
             except NotFound as exc:
                 raise EntryError(Problem("not_found", "It no longer exists.")) from exc
+            if not dry:
+                # In the change's own transaction: no change without its notice.
+                # The confirm rows, never describe_done's (a temporary password
+                # must not travel by mail).
+                record_change(
+                    session, page, title=self.title,
+                    describe=lambda seen: self.describe(seen, pending, result),
+                    notify=self.notify_also(page, pending, result) if self.notify_also else (),
+                )
+            return result
         return await (page.state.db_dry(run) if dry else page.state.db(run))
 
     def render_confirm(self, page: Page, pending: Pending, result: Any, step: int = 1) -> web.Response:
