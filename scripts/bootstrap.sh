@@ -7,7 +7,8 @@ mode=${1:-run}
 bash scripts/install-system-deps.sh "$mode"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extra=""
-[ "$mode" = test ] && extra="[test]"
+# The tests run the store on SQLite and on a real PostgreSQL (psycopg).
+[ "$mode" = test ] && extra="[test,postgresql]"
 stamp=".venv/.installed-$mode"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip

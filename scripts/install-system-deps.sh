@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages mailadmin and its test suite use.  Idempotent.
 #   scripts/install-system-deps.sh run    what `mailadmin serve` needs
-#   scripts/install-system-deps.sh test   + real Postfix, clamd, spamd, Dovecot, Chromium for the tests
+#   scripts/install-system-deps.sh test   + real Postfix, clamd, spamd, Dovecot, Chromium, PostgreSQL for the tests
 set -euo pipefail
 mode=${1:-run}
 SUDO=""
@@ -13,7 +13,8 @@ python3 -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null 
     || run_pkgs+=(python3 python3-venv python3-dev gcc)
 command -v npm >/dev/null 2>&1 || run_pkgs+=(npm)
 test_pkgs=(postfix swaks clamav-daemon clamav-testfiles clamdscan spamassassin spamd spamc
-           dovecot-core dovecot-sqlite miltertest chromium fonts-noto-cjk sqlite3 faketime)
+           dovecot-core dovecot-sqlite miltertest chromium fonts-noto-cjk sqlite3 faketime
+           postgresql)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from mailadmin.store import claims, db
 from mailadmin.store.models import AutoReplyClaim
+from tests.fixtures.databases import Backend
 
 PROCESSES = 3
 THREADS_PER_PROCESS = 8
@@ -67,8 +68,8 @@ def _claimer(url: str, barrier: Any, results: Any, process_index: int) -> None:
     results.put((process_index, [sum(r) for r in wins], errors))
 
 
-def test_exactly_one_claim_across_processes_and_threads(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/claims.db"
+def test_exactly_one_claim_across_processes_and_threads(tmp_path: Path, backend: Backend) -> None:
+    url = backend.new_url(tmp_path, "claims")
     db.upgrade(url)
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES * THREADS_PER_PROCESS)

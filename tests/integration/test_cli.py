@@ -13,6 +13,7 @@ import pytest
 
 from mailadmin import paths
 from mailadmin.cli import EX_CONFIG, main
+from tests.fixtures.databases import Backend
 
 REPO = paths.shipped("conf").parent
 
@@ -20,14 +21,15 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+def cli(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         test_mmdb_path: Path, clamd_instance: Any, spamd_instance: Any) -> Iterator[Run]:
-    """``mailadmin`` with the checkout's config, a fresh SQLite store and the real scanners."""
+    """``mailadmin`` with the checkout's config, a fresh empty store (SQLite or
+    PostgreSQL: ``db upgrade`` creates the schema) and the real scanners."""
     for name in list(__import__("os").environ):
         if name.startswith("MAILADMIN_") and not name.startswith("MAILADMIN_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MAILADMIN_CONFIG", str(REPO / "conf" / "mailadmin.toml"))
-    monkeypatch.setenv("MAILADMIN_DATABASE_URL", f"sqlite:///{tmp_path}/mail.db")
+    monkeypatch.setenv("MAILADMIN_DATABASE_URL", backend.new_url(tmp_path, "mail"))
     monkeypatch.setenv("MAILADMIN_GEOIP_DATABASE_PATH", str(test_mmdb_path))
     monkeypatch.setenv("MAILADMIN_CLAMD_ADDRESS", clamd_instance.unix_address)
     monkeypatch.setenv("MAILADMIN_SPAMD_ADDRESS", spamd_instance.tcp_address)

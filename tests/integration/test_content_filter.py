@@ -27,6 +27,7 @@ from mailadmin.listeners import bound_address
 from mailadmin.store import db, mailboxes, quarantine, rules
 from mailadmin.store.models import OutboxMessage
 from mailadmin.wiring import Runtime, make_runtime
+from tests.fixtures.databases import Backend
 from tests.fixtures.scanners import make_message
 
 SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
@@ -38,6 +39,12 @@ FORWARDER = "forwarder@example.jp"      # spam scan OFF, forwards without keepin
 ALLOWING = "allowing@example.jp"        # spam scan ON, the sender is on its allow list
 OUTSIDE = "friend@elsewhere.example"    # not our mailbox
 FORWARD_TO = "away@elsewhere.example"
+
+
+@pytest.fixture
+def database_url(backend: Backend, tmp_path: Path) -> str:
+    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.new_url(tmp_path, "mail")
 
 
 # ---------------------------------------------------------------- relay sink
@@ -88,10 +95,10 @@ async def sink() -> AsyncIterator[RelaySink]:
 # ---------------------------------------------------------------- store, runtime, filter
 
 
-def build_runtime(tmp_path: Path, relay_port: int, clamd: str, spamd: str, mmdb: Path,
+def build_runtime(database_url: str, relay_port: int, clamd: str, spamd: str, mmdb: Path,
                   *, schema: bool = True) -> Runtime:
     config = load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": f"sqlite:///{tmp_path}/mail.db",
+        "MAILADMIN_DATABASE_URL": database_url,
         "MAILADMIN_RELAY_PORT": str(relay_port),
         "MAILADMIN_RELAY_TIMEOUT_SECONDS": "5",
         "MAILADMIN_CLAMD_ADDRESS": clamd,
@@ -121,9 +128,9 @@ def build_runtime(tmp_path: Path, relay_port: int, clamd: str, spamd: str, mmdb:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, sink: RelaySink, clamd_instance: Any, spamd_instance: Any,
+def runtime(database_url: str, tmp_path: Path, sink: RelaySink, clamd_instance: Any, spamd_instance: Any,
             test_mmdb_path: Path) -> Runtime:
-    return build_runtime(tmp_path, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+    return build_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
                          test_mmdb_path)
 
 
@@ -243,11 +250,11 @@ async def test_null_sender_mail_keeps_the_null_sender(
     assert got.mail_from == "<>"
 
 
-async def test_clamd_down_is_451_and_nothing_is_stored(
+async def test_clamd_down_is_451_and_nothing_is_stored(database_url: str, 
         tmp_path: Path, sink: RelaySink, spamd_instance: Any, test_mmdb_path: Path,
         fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
     async with fake_scanner("refuse") as dead_clamd:
-        runtime = build_runtime(tmp_path, sink.port, dead_clamd, spamd_instance.tcp_address, test_mmdb_path)
+        runtime = build_runtime(database_url, sink.port, dead_clamd, spamd_instance.tcp_address, test_mmdb_path)
         server = await start_content_filter("inet:127.0.0.1:0", runtime)
         try:
             host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)
@@ -260,10 +267,10 @@ async def test_clamd_down_is_451_and_nothing_is_stored(
     assert outbox_rows(runtime) == []
 
 
-async def test_store_down_is_451_never_5xx(tmp_path: Path, sink: RelaySink, clamd_instance: Any,
+async def test_store_down_is_451_never_5xx(database_url: str, tmp_path: Path, sink: RelaySink, clamd_instance: Any,
                                            spamd_instance: Any, test_mmdb_path: Path) -> None:
     # A database without the schema: every read fails as the store being unavailable.
-    runtime = build_runtime(tmp_path, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+    runtime = build_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
                             test_mmdb_path, schema=False)
     server = await start_content_filter("inet:127.0.0.1:0", runtime)
     try:

@@ -26,6 +26,7 @@ from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.store import db, mailboxes, quarantine, rules
 from mailadmin.wiring import Runtime, Store
+from tests.fixtures.databases import Backend
 
 from tests.fixtures.scanners import make_message
 from tests.unit.engine.conftest import make_config
@@ -38,11 +39,16 @@ COUNTRIES = {"192.0.2.10": "JP", "203.0.113.9": "US"}
 IO_TIMEOUT_SECONDS = 30.0
 
 
+@pytest.fixture
+def database_url(backend: Backend, tmp_path: Path) -> str:
+    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.new_url(tmp_path, "mail")
+
+
 # ---------------------------------------------------------------- the daemon side
 
 
-def make_store(path: Path) -> Store:
-    url = f"sqlite:///{path}"
+def make_store(url: str) -> Store:
     db.upgrade(url)
     store = Store(url, db.make_session_factory(db.make_engine(url)))
     with store.session_factory.begin() as session:
@@ -75,9 +81,9 @@ class Milter:
 
 
 @pytest.fixture(params=["tcp", "unix"])
-async def milter(request: pytest.FixtureRequest, tmp_path: Path, clamd_instance: Any,
+async def milter(database_url: str, request: pytest.FixtureRequest, tmp_path: Path, clamd_instance: Any,
                  spamd_instance: Any) -> AsyncIterator[Milter]:
-    runtime = make_runtime(make_store(tmp_path / "store.db"), clamd_instance.tcp_address,
+    runtime = make_runtime(make_store(database_url), clamd_instance.tcp_address,
                            spamd_instance.unix_address)
     listen = "inet:127.0.0.1:0" if request.param == "tcp" else f"unix:{tmp_path}/milter.sock"
     server = await start_milter(listen, runtime)
@@ -226,10 +232,10 @@ async def test_overseas_submission_is_refused_at_mail(milter: Milter) -> None:
         await client.close()
 
 
-async def test_clamd_down_is_a_451(tmp_path: Path, spamd_instance: Any,
+async def test_clamd_down_is_a_451(database_url: str, tmp_path: Path, spamd_instance: Any,
                                    fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
     async with fake_scanner("refuse") as dead_clamd:
-        runtime = make_runtime(make_store(tmp_path / "down.db"), dead_clamd, spamd_instance.tcp_address)
+        runtime = make_runtime(make_store(database_url), dead_clamd, spamd_instance.tcp_address)
         server = await start_milter("inet:127.0.0.1:0", runtime)
         try:
             client = await MtaClient.connect(bound_address(server))
@@ -249,9 +255,9 @@ async def test_a_malformed_packet_closes_the_connection(milter: Milter) -> None:
     client.writer.close()
 
 
-async def test_closing_the_server_closes_idle_connections(tmp_path: Path, clamd_instance: Any,
+async def test_closing_the_server_closes_idle_connections(database_url: str, tmp_path: Path, clamd_instance: Any,
                                                           spamd_instance: Any) -> None:
-    runtime = make_runtime(make_store(tmp_path / "close.db"), clamd_instance.tcp_address,
+    runtime = make_runtime(make_store(database_url), clamd_instance.tcp_address,
                            spamd_instance.tcp_address)
     server = await start_milter(f"unix:{tmp_path}/m.sock", runtime)
     client = await MtaClient.connect(bound_address(server))
@@ -262,9 +268,9 @@ async def test_closing_the_server_closes_idle_connections(tmp_path: Path, clamd_
     client.writer.close()
 
 
-async def test_a_message_in_flight_finishes_after_close(tmp_path: Path, clamd_instance: Any,
+async def test_a_message_in_flight_finishes_after_close(database_url: str, tmp_path: Path, clamd_instance: Any,
                                                       spamd_instance: Any) -> None:
-    runtime = make_runtime(make_store(tmp_path / "flight.db"), clamd_instance.tcp_address,
+    runtime = make_runtime(make_store(database_url), clamd_instance.tcp_address,
                            spamd_instance.tcp_address)
     service, server = await start_milter_service("inet:127.0.0.1:0", runtime)
     client = await MtaClient.connect(bound_address(server))
@@ -356,11 +362,11 @@ mt.disconnect(conn)
     assert "refused ok" in await run_miltertest(script, tmp_path / "overseas.lua")
 
 
-async def test_miltertest_sees_451_when_clamd_is_down(
+async def test_miltertest_sees_451_when_clamd_is_down(database_url: str, 
         tmp_path: Path, spamd_instance: Any,
         fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
     async with fake_scanner("refuse") as dead_clamd:
-        runtime = make_runtime(make_store(tmp_path / "down.db"), dead_clamd, spamd_instance.tcp_address)
+        runtime = make_runtime(make_store(database_url), dead_clamd, spamd_instance.tcp_address)
         server = await start_milter(f"unix:{tmp_path}/down.sock", runtime)
         try:
             script = lua_prelude(f"unix:{tmp_path}/down.sock", "192.0.2.10") + """

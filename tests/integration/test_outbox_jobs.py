@@ -26,6 +26,7 @@ from mailadmin.config import load_all
 from mailadmin.config.model import Config
 from mailadmin.store import db, mailboxes, outbox, quarantine, rules
 from mailadmin.wiring import Runtime, make_runtime
+from tests.fixtures.databases import Backend
 
 T0 = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
@@ -115,9 +116,9 @@ class Clock:
         return self.now
 
 
-def make_config(tmp_path: Path, relay_port: int, mmdb: Path) -> Config:
+def make_config(database_url: str, relay_port: int, mmdb: Path) -> Config:
     return load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": f"sqlite:///{tmp_path}/mail.db",
+        "MAILADMIN_DATABASE_URL": database_url,
         "MAILADMIN_RELAY_PORT": str(relay_port),
         "MAILADMIN_RELAY_TIMEOUT_SECONDS": "5",
         "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
@@ -131,8 +132,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, sink: RelaySink, test_mmdb_path: Path, clock: Clock) -> Runtime:
-    config = make_config(tmp_path, sink.port, test_mmdb_path)
+def runtime(tmp_path: Path, backend: Backend, sink: RelaySink, test_mmdb_path: Path, clock: Clock) -> Runtime:
+    config = make_config(backend.new_url(tmp_path, "mail"), sink.port, test_mmdb_path)
     db.upgrade(config.conf.database.url)
     rt = make_runtime(lambda: config, clock=clock)
     policy = config.policies.default

@@ -18,6 +18,7 @@ from mailadmin.config import load_all
 from mailadmin.listeners import bound_address
 from mailadmin.store import db, mailboxes, rules
 from mailadmin.wiring import Runtime, make_runtime
+from tests.fixtures.databases import Backend
 
 SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
@@ -26,9 +27,15 @@ UNLOCKED = "hanako@example.jp"
 PAGE = "https://mail.example.jp/admin/"
 
 
-def build_runtime(tmp_path: Path, mmdb: Path, *, schema: bool = True) -> Runtime:
+@pytest.fixture
+def database_url(backend: Backend, tmp_path: Path) -> str:
+    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.new_url(tmp_path, "mail")
+
+
+def build_runtime(database_url: str, mmdb: Path, *, schema: bool = True) -> Runtime:
     config = load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": f"sqlite:///{tmp_path}/mail.db",
+        "MAILADMIN_DATABASE_URL": database_url,
         "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
         "MAILADMIN_WEB_BASE_URL": PAGE,
     })
@@ -46,8 +53,8 @@ def build_runtime(tmp_path: Path, mmdb: Path, *, schema: bool = True) -> Runtime
 
 
 @pytest.fixture
-async def policy_listen(tmp_path: Path, test_mmdb_path: Path) -> AsyncIterator[str]:
-    server = await start_postfix_policy("inet:127.0.0.1:0", build_runtime(tmp_path, test_mmdb_path))
+async def policy_listen(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> AsyncIterator[str]:
+    server = await start_postfix_policy("inet:127.0.0.1:0", build_runtime(database_url, test_mmdb_path))
     yield bound_address(server)
     server.close()
     await server.wait_closed()
@@ -111,8 +118,8 @@ async def test_overseas_submission_is_refused_and_the_rest_is_dunno(policy_liste
         writer.close()
 
 
-async def test_a_change_on_the_page_governs_the_next_request(tmp_path: Path, test_mmdb_path: Path) -> None:
-    runtime = build_runtime(tmp_path, test_mmdb_path)
+async def test_a_change_on_the_page_governs_the_next_request(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> None:
+    runtime = build_runtime(database_url, test_mmdb_path)
     server = await start_postfix_policy("inet:127.0.0.1:0", runtime)
     reader, writer = await connect(bound_address(server))
     try:
@@ -126,10 +133,10 @@ async def test_a_change_on_the_page_governs_the_next_request(tmp_path: Path, tes
         await server.wait_closed()
 
 
-async def test_store_down_is_defer_if_permit_but_inbound_is_still_dunno(tmp_path: Path,
+async def test_store_down_is_defer_if_permit_but_inbound_is_still_dunno(database_url: str, tmp_path: Path,
                                                                        test_mmdb_path: Path) -> None:
     server = await start_postfix_policy("inet:127.0.0.1:0",
-                                        build_runtime(tmp_path, test_mmdb_path, schema=False))
+                                        build_runtime(database_url, test_mmdb_path, schema=False))
     reader, writer = await connect(bound_address(server))
     try:
         assert await ask(reader, writer, request(sasl_username=BOX)) == (
@@ -155,9 +162,9 @@ async def test_a_malformed_request_closes_the_connection(policy_listen: str, bad
         writer.close()
 
 
-async def test_unix_socket_and_parallel_connections(tmp_path: Path, test_mmdb_path: Path) -> None:
+async def test_unix_socket_and_parallel_connections(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> None:
     listen = f"unix:{tmp_path}/policy.sock"
-    server = await start_postfix_policy(listen, build_runtime(tmp_path, test_mmdb_path))
+    server = await start_postfix_policy(listen, build_runtime(database_url, test_mmdb_path))
     try:
         async def session(n: int) -> list[str]:
             reader, writer = await connect(listen)

@@ -15,13 +15,14 @@ from mailadmin.engine.envelope import Envelope, Message
 from mailadmin.engine.execute import execute
 from mailadmin.store import db, mailboxes, outbox, quarantine, rules
 from mailadmin.store.snapshots import AutoReply
+from tests.fixtures.databases import Backend
 
 from .conftest import NOW, ScriptedClamd, ScriptedSpamd, make_engine, make_message, rules_for
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> sessionmaker[Session]:
-    url = f"sqlite:///{tmp_path}/t.db"
+def factory(tmp_path: Path, backend: Backend) -> sessionmaker[Session]:
+    url = backend.new_url(tmp_path)
     db.upgrade(url)
     f = db.make_session_factory(db.make_engine(url))
     with f.begin() as s:
