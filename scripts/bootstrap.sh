@@ -9,7 +9,7 @@ bash scripts/install-system-deps.sh "$mode"
 extra=""
 # The tests run the store on SQLite and on a real PostgreSQL (psycopg).
 [ "$mode" = test ] && extra="[test,postgresql]"
-stamp=".venv/.installed-$mode"
+stamp=".venv/.installed-$mode$extra"  # new extras mean a new install
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e ".$extra"
