@@ -82,6 +82,9 @@ class Flow:
     # besides the one acted on and the login: a mailbox an admin created or
     # whose password it reset.
     notify_also: Callable[[Page, Pending, Any], Sequence[str]] | None = None
+    # The change is the login's own (the contract page), not the mailbox an
+    # admin acts on.
+    acts_on_login: bool = False
 
     @property
     def path(self) -> str:
@@ -99,6 +102,7 @@ class Flow:
                 # must not travel by mail).
                 record_change(
                     session, page, title=self.title,
+                    target=page.login_address if self.acts_on_login else None,
                     describe=lambda seen: self.describe(seen, pending, result),
                     notify=self.notify_also(page, pending, result) if self.notify_also else (),
                 )

@@ -127,9 +127,16 @@ def _new_mailbox(page: Page, pending: Pending, result: Any) -> Sequence[str]:
     return [result[0]] if result else []
 
 
+def _target_mailbox(page: Page, pending: Pending, result: Any) -> Sequence[str]:
+    return [str(pending["address"])]
+
+
+# Every contract change is the admin's own (its notice goes to the admin) and
+# the changed mailbox hears of it too; a deleted mailbox has nobody left to tell.
 ADD = Flow("/contract/add", "contract.add_title", _apply_add, _describe_add, "/contract",
            render_add, _parse_add, confirm_button="button.register",
-           done_note="contract.add_done_note", describe_done=_describe_added)
+           done_note="contract.add_done_note", describe_done=_describe_added,
+           notify_also=_new_mailbox, acts_on_login=True)
 
 
 # ---------------------------------------------------------------- delete
@@ -153,7 +160,7 @@ def _describe_target(page: Page, pending: Pending, result: Any) -> list[Row]:
 
 DELETE = Flow("/contract/delete", "contract.delete_title", _apply_delete, _describe_target, "/contract",
               render_contract, _parse_target, confirmations=2, confirm_button="button.delete",
-              confirm_note="contract.delete_note")
+              confirm_note="contract.delete_note", acts_on_login=True)
 
 
 # ---------------------------------------------------------------- password reset
@@ -176,7 +183,7 @@ def _describe_was_reset(page: Page, pending: Pending, result: Any) -> list[Row]:
 RESET = Flow("/contract/password", "contract.reset_title", _apply_reset, _describe_reset, "/contract",
              render_contract, _parse_target, confirm_button="button.ok",
              confirm_note="contract.reset_note", done_note="contract.reset_done_note",
-             describe_done=_describe_was_reset)
+             describe_done=_describe_was_reset, notify_also=_target_mailbox, acts_on_login=True)
 
 
 # ---------------------------------------------------------------- role
@@ -205,7 +212,8 @@ def _describe_role(page: Page, pending: Pending, result: Any) -> list[Row]:
 
 
 ROLE = Flow("/contract/role", "contract.role_title", _apply_role, _describe_role, "/contract",
-            render_contract, _parse_role, confirm_button="button.change")
+            render_contract, _parse_role, confirm_button="button.change",
+            notify_also=_target_mailbox, acts_on_login=True)
 
 
 # ---------------------------------------------------------------- acting on a mailbox

@@ -14,7 +14,7 @@ import pytest
 
 from mailadmin.config.model import LimitsPolicy, Policy
 from mailadmin.errors import NotFound
-from mailadmin.store import contracts, mailboxes, quarantine, rules
+from mailadmin.store import change_events, contracts, mailboxes, quarantine, rules
 
 from .conftest import HANAKO, JIRO, JIRO_PASSWORD, PASSWORD, TARO, Web
 from .test_webapp_flows import h1, load, quarantine_item
@@ -242,3 +242,22 @@ async def test_the_english_page(taro: Web) -> None:
     await taro.get("/contract/add")
     status, html = await taro.post("/contract/add/confirm", {"local": "a", "role": "user"})
     assert status == 400 and "The part before @ must be 3-15 characters." in html
+
+
+async def test_contract_changes_are_noticed_by_the_admin_and_the_mailbox_changed(taro: Web) -> None:
+    await taro.get("/contract")
+    await taro.post("/contract/act", {"address": JIRO})  # acting does not make it jiro's change
+    await taro.get("/contract")
+    await taro.confirm_and_done("/contract/role", {"address": JIRO, "role": "admin"})
+    await taro.get("/contract/add")
+    done = await taro.confirm_and_done("/contract/add", {"local": "sato", "role": "user"})
+    password = temporary_password(done)
+    with taro.session() as s:
+        mine = change_events.pending(s, TARO)
+        theirs = change_events.pending(s, JIRO)
+        new = change_events.pending(s, "sato@example.jp")
+    assert [e.target for e in mine] == [TARO, TARO] and {e.login for e in mine} == {TARO}
+    assert len(theirs) == 1 and theirs[0].details["ja"]["title"] == "アカウント権限種別の変更"
+    assert len(new) == 1
+    # The temporary password is shown on the page, never put in a notice.
+    assert all(password not in str(e.details) for e in mine + new)
