@@ -490,7 +490,7 @@ def send(port: int, mail_from: str, rcpt_tos: Sequence[str], data: bytes, *,
 
 
 class StoreAccess:
-    """The test's own view of the daemon's SQLite store."""
+    """The test's own view of the daemon's store."""
 
     def __init__(self, url: str, policy: Policy) -> None:
         self.url = url
@@ -499,7 +499,8 @@ class StoreAccess:
         self.sessions: sessionmaker[Session] = db.make_session_factory(db.make_engine(url))
         self._n = 0
         with self.sessions.begin() as session:
-            mailboxes.add_domain(session, DOMAIN, smtp_server=f"smtp.{DOMAIN}", pop_server=f"pop.{DOMAIN}")
+            if not any(d.name == DOMAIN for d in mailboxes.list_domains(session)):  # a shared store has it
+                mailboxes.add_domain(session, DOMAIN, smtp_server=f"smtp.{DOMAIN}", pop_server=f"pop.{DOMAIN}")
 
     def mailbox(self, prefix: str, **doc: Any) -> str:
         """A new mailbox ``<prefix><n>@example.jp`` with the rules in ``doc`` (rules export format)."""
@@ -730,9 +731,12 @@ class Stack:
         return self.postfix.ports["main"]
 
 
-def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path) -> "Stack":
+def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path, *, database_url: str | None = None,
+                **environ_overrides: str) -> "Stack":
     """Start everything under ``base`` (root-owned, mode 0755: Postfix's
-    unprivileged processes must reach its queue); :meth:`Stack.stop` ends it."""
+    unprivileged processes must reach its queue); :meth:`Stack.stop` ends it.
+    ``database_url`` shares a store with another stack (a second MTA host);
+    ``environ_overrides`` are further MAILADMIN_* settings of its daemon."""
     base.mkdir(mode=0o755, exist_ok=True)
     base.chmod(0o755)
     sink = Sink()
@@ -752,7 +756,7 @@ def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path) -> "Stack":
         filter_port=free_port(),
         sasl_port=free_port(),
     )
-    database_url = f"sqlite:///{base / 'mailadmin.db'}"
+    database_url = database_url or f"sqlite:///{base / 'mailadmin.db'}"
     environ = {
         "MAILADMIN_DATABASE_URL": database_url,
         "MAILADMIN_CLAMD_ADDRESS": clamd.socket_path,
@@ -769,6 +773,7 @@ def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path) -> "Stack":
         "MAILADMIN_PATHS_POLICIES_DIR": str(policies),
         "MAILADMIN_PATHS_FILTERS_DIR": str(filters),
         "MAILADMIN_LOGGING_LEVEL": "INFO",
+        **environ_overrides,
     }
     stack = Stack(base, postfix, sink, Daemon(base, environ), None, clamd, spamd, filters)
     try:
