@@ -44,8 +44,9 @@ class Store:
 
 
 def open_store(config: Config) -> Store:
-    url = config.conf.database.url
-    return Store(url, db.make_session_factory(db.make_engine(url)))
+    database = config.conf.database
+    engine = db.make_engine(database.url, pool_size=database.pool_size, max_overflow=database.max_overflow)
+    return Store(database.url, db.make_session_factory(engine))
 
 
 def make_clamd(config: Config) -> ClamdClient:

@@ -173,7 +173,7 @@ _SCANNER: dict[str, Check] = {
 _LISTENER: dict[str, Check] = {"listen": listen_address}
 
 CHECKS: dict[str, dict[str, Check]] = {
-    "database": {"url": database_url},
+    "database": {"url": database_url, "pool_size": int_range(1, 100), "max_overflow": int_range(0, 100)},
     "clamd": _SCANNER,
     "spamd": _SCANNER,
     "relay": {

@@ -20,6 +20,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True, slots=True)
 class DatabaseConf:
     url: str = "sqlite:////var/lib/mailadmin/mailadmin.db"
+    # PostgreSQL: connections each process keeps open, and how many more it may
+    # open at a peak (SQLite ignores both).
+    pool_size: int = 5
+    max_overflow: int = 10
 
 
 @dataclass(frozen=True, slots=True)

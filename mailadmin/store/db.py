@@ -74,8 +74,9 @@ def _map_error(context: ExceptionContext) -> BaseException | None:
     return None
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys,
+    PostgreSQL a pool of ``pool_size`` connections (+ ``max_overflow`` at a peak)."""
     if _is_sqlite(url):
         engine = create_engine(
             url,
@@ -88,7 +89,7 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _on_sqlite_connect)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     event.listen(engine, "handle_error", _map_error)
     return engine
 
