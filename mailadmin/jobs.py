@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
+from mailadmin import metrics
 from mailadmin.config.model import Config
 from mailadmin.engine.envelope import MessageInfo
 from mailadmin.errors import NotFound, ServiceError, ServiceProtocolError, ServiceUnavailable
@@ -158,6 +159,7 @@ async def send_item(runtime: Runtime, item: outbox.OutboxItem) -> str:
             outbox.mark_undeliverable(session, item.id, now, error or "refused")
 
     await _in_session(runtime, record)
+    metrics.OUTBOX_RESULTS.labels({"sent": "sent", "retry": "retried"}.get(outcome, "refused")).inc()
     if outcome == "sent":
         log.info("outbox sent id=%d purpose=%s rcpt=%s", item.id, item.purpose, ",".join(item.rcpt_tos))
     elif outcome == "retry":

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailadmin import metrics
 from mailadmin.config import resolve_config_file
 from mailadmin.config.model import Config
 from mailadmin.config.reload import ConfigHolder
@@ -151,8 +152,10 @@ async def _reload_loop(holder: ConfigHolder) -> None:
         # Stat'ing a few files is cheap, but a slow disk must not stall SMTP.
         error = await asyncio.to_thread(holder.reload_if_changed)
         if error is not None:
+            metrics.CONFIG_RELOADS.labels("failed").inc()
             _log_refused(error)
         elif holder.current is not before:
+            metrics.CONFIG_RELOADS.labels("ok").inc()
             log.info("configuration reloaded (files changed)")
 
 
@@ -160,8 +163,10 @@ def _reload_now(holder: ConfigHolder) -> None:
     notify("RELOADING=1")
     error = holder.reload()
     if error is not None:
+        metrics.CONFIG_RELOADS.labels("failed").inc()
         _log_refused(error)
     else:
+        metrics.CONFIG_RELOADS.labels("ok").inc()
         log.info("configuration reloaded")
     notify("READY=1")
 
@@ -284,6 +289,19 @@ async def _run(holder: ConfigHolder, role: str) -> None:
                 raise _ListenFailed() from exc
             servers.append(server)
             _say(f"{listener.name} listening on {bound_address(server)}")
+        if config.conf.metrics.enabled:
+            # Every role, the jobs included, answers for its own process.
+            from mailadmin.metrics_server import start_metrics
+
+            where = config.conf.metrics.listen
+            try:
+                server = await start_metrics(where, runtime)
+            except OSError as exc:
+                log.error("metrics cannot listen on %s: %s", where, exc)
+                _say(f"metrics cannot listen on {where}: {exc.strerror or exc}")
+                raise _ListenFailed() from exc
+            servers.append(server)
+            _say(f"metrics listening on {bound_address(server)}")
     except BaseException:
         for server in servers:
             server.close()

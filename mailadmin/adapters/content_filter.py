@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession, syntax
 
+from mailadmin import metrics
 from mailadmin.engine.envelope import Envelope, Message
 from mailadmin.listeners import create_protocol_server
 
@@ -161,6 +162,11 @@ class ContentFilterHandler:
         return responses[:-1] + ["250-XFORWARD " + " ".join(XFORWARD_ATTRIBUTES)] + responses[-1:]
 
     async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope) -> str:
+        reply = await self._data(server, session, envelope)
+        metrics.REPLIES.labels("filter", metrics.code_class(int(reply[:3]))).inc()
+        return reply
+
+    async def _data(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope) -> str:
         xforward = server.xforward if isinstance(server, FilterSMTP) else {}
         peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
         env = envelope_from(envelope, xforward, peer)
@@ -192,6 +198,7 @@ async def start_content_filter(listen: str, runtime: Runtime) -> asyncio.base_ev
     hostname = "mailadmin-filter"
 
     def factory() -> FilterSMTP:
+        metrics.CONNECTIONS.labels("filter").inc()
         return FilterSMTP(
             handler,
             hostname=hostname,

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailadmin import metrics
 from mailadmin.adapters import milter_codec as mc
 from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
 from mailadmin.engine.envelope import Envelope, Message
@@ -413,6 +414,21 @@ def _quickack(sock: socket.socket | None) -> bool:
             and hasattr(socket, "TCP_QUICKACK"))
 
 
+def final_class(response: mc.Response) -> str | None:
+    """The metrics label of a response that ends a message or transaction (the
+    class of the SMTP code the MTA sends); None for the others (Continue, header
+    and recipient changes)."""
+    if isinstance(response, (mc.Accept, mc.Discard)):
+        return "2xx"
+    if isinstance(response, mc.Tempfail):
+        return "4xx"
+    if isinstance(response, mc.Reject):
+        return "5xx"
+    if isinstance(response, mc.ReplyCode):
+        return metrics.code_class(response.code)
+    return None
+
+
 class MilterConnection:
     """Reads packets, hands them to a :class:`MilterSession`, writes the answers."""
 
@@ -446,6 +462,10 @@ class MilterConnection:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
                 command = mc.decode_command(packet[:1], packet[1:])
                 responses = await self.session.handle(command)
+                for response in responses:
+                    label = final_class(response)
+                    if label is not None:
+                        metrics.REPLIES.labels("milter", label).inc()
                 if responses:
                     self._writer.write(b"".join(mc.encode_response(r) for r in responses))
                     await self._writer.drain()
@@ -474,6 +494,7 @@ class MilterService:
         self._watcher: asyncio.Task[None] | None = None
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        metrics.CONNECTIONS.labels("milter").inc()
         connection = MilterConnection(self, reader, writer)
         self._connections.add(connection)
         try:

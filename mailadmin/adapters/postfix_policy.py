@@ -24,6 +24,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from mailadmin import metrics
 from mailadmin.engine.envelope import Envelope
 from mailadmin.errors import ProtocolViolation
 from mailadmin.listeners import start_stream_server
@@ -84,6 +85,17 @@ def envelope_of(request: dict[str, str]) -> Envelope:
         sasl_username=request.get("sasl_username") or None,
         queue_id=request.get("queue_id") or None,
     )
+
+
+def action_class(action: str) -> str:
+    """The metrics label of an answer: ``dunno``, or the class of the SMTP code
+    Postfix will send (DEFER_IF_PERMIT is a 450)."""
+    if action == DUNNO:
+        return "dunno"
+    if action.startswith("DEFER"):
+        return "4xx"
+    code = action[:3]
+    return metrics.code_class(int(code)) if code.isdigit() else "other"
 
 
 class PolicyConnection:
@@ -147,7 +159,9 @@ class PolicyConnection:
                 except ProtocolViolation as exc:
                     log.warning("%s; closing the connection", exc)
                     return
-                writer.write(format_reply(await self.decide(request)))
+                action = await self.decide(request)
+                metrics.REPLIES.labels("policy", action_class(action)).inc()
+                writer.write(format_reply(action))
                 await writer.drain()
         except (ConnectionError, OSError) as exc:
             log.debug("policy connection lost: %s", exc)
@@ -159,6 +173,7 @@ async def start_postfix_policy(listen: str, runtime: Runtime) -> asyncio.base_ev
     """Serve policy delegation on ``listen`` (``inet:host:port`` or ``unix:/path``)."""
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        metrics.CONNECTIONS.labels("policy").inc()
         await PolicyConnection(runtime).serve(reader, writer)
 
     return await start_stream_server(listen, accept)

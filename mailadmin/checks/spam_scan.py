@@ -8,6 +8,7 @@ When spamd failed, ``scanner_failure.spam`` decides as for viruses.
 
 from __future__ import annotations
 
+from mailadmin import metrics
 from mailadmin.checks.context import RecipientContext
 from mailadmin.verdicts import CheckResult, NotScanned, Pass, ScanFailed, Spam
 
@@ -17,7 +18,9 @@ async def check(ctx: RecipientContext) -> CheckResult:
         return Pass("off")
     result = await ctx.scans.spam()
     if result.error is not None:
-        if ctx.policy.scanner_failure.spam == "accept_tagged":
+        mode = ctx.policy.scanner_failure.spam
+        metrics.SCANNER_FAILURES.labels("spamd", mode).inc()
+        if mode == "accept_tagged":
             return NotScanned("spamd", result.error)
         return ScanFailed("spamd", result.error)
     threshold = ctx.policy.spam_scan.threshold

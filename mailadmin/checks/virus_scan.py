@@ -8,6 +8,7 @@ gives ``NotScanned`` (delivered with a header saying so).
 
 from __future__ import annotations
 
+from mailadmin import metrics
 from mailadmin.checks.context import RecipientContext
 from mailadmin.verdicts import CheckResult, Infected, NotScanned, Pass, ScanFailed
 
@@ -17,7 +18,9 @@ async def check(ctx: RecipientContext) -> CheckResult:
         return Pass("off")
     result = await ctx.scans.virus()
     if result.error is not None:
-        if ctx.policy.scanner_failure.virus == "accept_tagged":
+        mode = ctx.policy.scanner_failure.virus
+        metrics.SCANNER_FAILURES.labels("clamd", mode).inc()
+        if mode == "accept_tagged":
             return NotScanned("clamd", result.error)
         return ScanFailed("clamd", result.error)
     if result.virus is not None:

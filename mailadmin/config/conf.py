@@ -187,6 +187,7 @@ CHECKS: dict[str, dict[str, Check]] = {
     "postfix_policy": _LISTENER,
     "content_filter": {"listen": listen_address},
     "web": {"listen": listen_address, "base_url": http_base_url},
+    "metrics": {"listen": listen_address},
     "domains": {"smtp_server": server_name_template, "pop_server": server_name_template},
     "logging": {"level": log_level},
     "paths": {},
@@ -250,6 +251,7 @@ def _listener_clash(conf: RuntimeConf, origins: dict[str, dict[str, Value]], fil
         ("postfix_policy", conf.postfix_policy.listen, conf.postfix_policy.enabled),
         ("content_filter", conf.content_filter.listen, conf.content_filter.enabled),
         ("web", conf.web.listen, conf.web.enabled),
+        ("metrics", conf.metrics.listen, conf.metrics.enabled),
     ]
     for table, listen, enabled in listeners:
         if not enabled:

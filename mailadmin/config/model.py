@@ -79,6 +79,14 @@ class WebConf:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConf:
+    """The Prometheus endpoint ``/metrics`` of each mailadmin process."""
+
+    listen: str = "inet:127.0.0.1:9125"
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class DomainDefaultsConf:
     """Server names shown on the account page when a domain does not set its own;
     ``{domain}`` is replaced by the domain name."""
@@ -113,6 +121,7 @@ class RuntimeConf:
     postfix_policy: ListenerConf
     content_filter: ContentFilterConf
     web: WebConf
+    metrics: MetricsConf
     domains: DomainDefaultsConf
     logging: LoggingConf
     paths: PathsConf

@@ -6,8 +6,11 @@ shown by ``mailadmin dry-run`` and usable as a header.
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Awaitable, Callable
 
+from mailadmin import metrics
 from mailadmin.checks import (
     allow_list,
     header_conditions,
@@ -43,7 +46,9 @@ async def run_chain(
     trace: list[TraceStep] = []
     notes: list[NotScanned] = []
     for name, check in chain:
+        started = time.perf_counter()
         result = await check(ctx)
+        metrics.CHECK_SECONDS.labels(name).observe(time.perf_counter() - started)
         if result is None:
             trace.append(TraceStep(name, "-"))
             continue

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from mailadmin import metrics
 from mailadmin.checks import overseas, virus_scan
 from mailadmin.checks.context import RecipientContext
 from mailadmin.config.model import Config, Policy
@@ -136,7 +137,9 @@ def _reason(verdict: Verdict | None) -> str:
 
 
 def log_decision(decision: Decision) -> None:
+    """The INFO line of each recipient decision, and its count in the metrics."""
     for o in decision.outcomes:
+        metrics.DECISIONS.labels(o.disposition.value, metrics.reason_rule(o.reason)).inc()
         log.info(
             'decision queue_id=%s rcpt=%s outcome=%s reason="%s" trace="%s"',
             decision.envelope.queue_id or "-",

@@ -13,6 +13,7 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
+from mailadmin import metrics
 from mailadmin.checks.context import RecipientContext
 from mailadmin.mailtext.addresses import sender_entry_matches
 from mailadmin.mailtext.rfc3834 import auto_reply_suppression
@@ -186,9 +187,14 @@ def plan_effects(
             effects.append(forward)
             deliver_local = forward.keep_copy
         if disposition is Disposition.DELIVER:
-            reply, _ = plan_auto_reply(ctx)
+            reply, why = plan_auto_reply(ctx)
             if reply is not None:
                 effects.append(reply)
+            elif why != "off":
+                metrics.AUTO_REPLIES.labels("suppressed", why).inc()
+    if ctx.rules.auto_reply.enabled and disposition is not Disposition.DELIVER:
+        # Quarantined, infected, tagged spam, refused or deferred mail gets none (SPEC §6).
+        metrics.AUTO_REPLIES.labels("suppressed", disposition.value).inc()
     allowed = ALLOWED_EFFECTS[disposition]
     for effect in effects:
         # The table is the contract; a planner bug must not forward or reply to spam.

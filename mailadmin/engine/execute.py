@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
+from mailadmin import metrics
 from mailadmin.engine.decide import ContentGroup, Decision
 from mailadmin.engine.effects import (
     LOOP_HEADER,
@@ -81,6 +82,7 @@ def _write(decision: Decision, message: Message, reports: list[tuple[VirusReport
     env = decision.envelope
     sender = env.mail_from
     subject = message.subject or ""
+    replies = {"sent": 0, "already_replied": 0}  # counted once the transaction commits
     with session_factory() as session, session.begin():
         for o in decision.outcomes:
             for effect in o.effects:
@@ -97,7 +99,10 @@ def _write(decision: Decision, message: Message, reports: list[tuple[VirusReport
                                    rcpt_tos=list(effect.addresses), message=copy, now=now)
                 elif isinstance(effect, AutoReplyTo):
                     window = dt.timedelta(hours=effect.window_hours)
-                    if claims.claim_auto_reply(session, o.recipient, effect.to, now, window):
+                    if not claims.claim_auto_reply(session, o.recipient, effect.to, now, window):
+                        replies["already_replied"] += 1
+                    else:
+                        replies["sent"] += 1
                         reply = compose_auto_reply(message, effect.to, o.recipient,
                                                    effect.subject, effect.body, now=now)
                         # RFC 3834 §3.3: auto-replies go out with a null envelope sender.
@@ -110,4 +115,8 @@ def _write(decision: Decision, message: Message, reports: list[tuple[VirusReport
             outbox.enqueue(session, purpose="reinject", mail_from=sender,
                            rcpt_tos=list(group.recipients),
                            message=render_copy(message.raw, group.changes), now=now)
+    if replies["sent"]:
+        metrics.AUTO_REPLIES.labels("sent", "-").inc(replies["sent"])
+    if replies["already_replied"]:
+        metrics.AUTO_REPLIES.labels("suppressed", "already_replied").inc(replies["already_replied"])
 

@@ -13,6 +13,7 @@ import email.utils
 import logging
 from typing import Protocol
 
+from mailadmin import metrics
 from mailadmin.checks.context import SpamScanResult, VirusScanResult
 from mailadmin.engine.envelope import Envelope, Message
 from mailadmin.errors import ServiceError
@@ -84,7 +85,8 @@ class MessageScans:
         if self._clamd is None:
             return VirusScanResult(error="clamd not configured")
         try:
-            return VirusScanResult(virus=await self._clamd.scan(self._message.raw))
+            with metrics.SCANNER_SECONDS.labels("clamd").time():
+                return VirusScanResult(virus=await self._clamd.scan(self._message.raw))
         except ServiceError as exc:
             log.warning("virus scan failed: %s", exc)
             return VirusScanResult(error=str(exc))
@@ -94,7 +96,8 @@ class MessageScans:
         if self._spamd is None:
             return SpamScanResult(error="spamd not configured")
         try:
-            report = await self._spamd.report(synthetic_received(self._envelope) + self._message.raw)
+            with metrics.SCANNER_SECONDS.labels("spamd").time():
+                report = await self._spamd.report(synthetic_received(self._envelope) + self._message.raw)
         except ServiceError as exc:
             log.warning("spam scan failed: %s", exc)
             return SpamScanResult(error=str(exc))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from mailadmin import metrics
 from mailadmin.config.model import Config, LoginPolicy
 from mailadmin.mailtext.addresses import canonical_address
 from mailadmin.passwords import verify_password
@@ -78,7 +79,9 @@ async def login(state: WebState, address: str, password: str, ip: str,
             session, now - dt.timedelta(minutes=max(by_address.window_minutes, by_ip.window_minutes)))
         return LoginOutcome(LoginResult.OK, web_sessions.create_session(session, box.address, now))
 
-    return await state.db(run)
+    outcome = await state.db(run)
+    metrics.WEB_LOGINS.labels(outcome.result.value).inc()
+    return outcome
 
 
 async def logout(state: WebState, token: str) -> None:

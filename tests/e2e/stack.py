@@ -770,6 +770,7 @@ def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path, *, database_u
         "MAILADMIN_CONTENT_FILTER_LISTEN": f"inet:127.0.0.1:{postfix.filter_port}",
         "MAILADMIN_CONTENT_FILTER_ENABLED": "true",
         "MAILADMIN_WEB_ENABLED": "false",
+        "MAILADMIN_METRICS_LISTEN": f"inet:127.0.0.1:{free_port()}",
         "MAILADMIN_PATHS_POLICIES_DIR": str(policies),
         "MAILADMIN_PATHS_FILTERS_DIR": str(filters),
         "MAILADMIN_LOGGING_LEVEL": "INFO",
