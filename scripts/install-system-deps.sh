@@ -14,7 +14,7 @@ python3 -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null 
 command -v npm >/dev/null 2>&1 || run_pkgs+=(npm)
 test_pkgs=(postfix swaks clamav-daemon clamav-testfiles clamdscan spamassassin spamd spamc
            dovecot-core dovecot-sqlite miltertest chromium fonts-noto-cjk sqlite3 faketime
-           postgresql)
+           postgresql prometheus)
 pkgs=("${run_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
