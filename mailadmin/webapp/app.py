@@ -71,6 +71,8 @@ SECURITY_HEADERS = {
 # Paths a visitor reaches without logging in, and those a mailbox with a
 # temporary password may still reach (relative to the prefix).
 PUBLIC_PATHS = ("/login", "/lang/")
+# The password reset by code (seed 000) is for those who can't log in.
+PUBLIC_EXACT_PATHS = ("/login", "/reset", "/reset/code")
 FORCED_CHANGE_PATHS = ("/password", "/logout", "/lang/")
 
 
@@ -276,7 +278,7 @@ async def session_and_language(request: web.Request, handler: Handler) -> web.St
             page.login = found[1]
             page.mailbox = found[2]
 
-    public = relative == "/login" or relative.startswith("/lang/")
+    public = relative in PUBLIC_EXACT_PATHS or relative.startswith("/lang/")
     if page.mailbox is None:
         page.csrf = request.cookies.get(PRE_CSRF_COOKIE, "")
         if not public:

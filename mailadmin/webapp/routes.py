@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mailadmin.webapp.views import account, contract, lists, quarantine, settings
+from mailadmin.webapp.views import account, contact, contract, lists, quarantine, reset, settings
 
 
 def add_routes(app: web.Application, prefix: str, static_dir: Path) -> None:
@@ -58,6 +58,9 @@ def add_routes(app: web.Application, prefix: str, static_dir: Path) -> None:
         *quarantine.DELETE.routes(p),
         # 契約のメールアカウント管理 (admin mailboxes only)
         *contract.routes(p),
+        # 連絡先メールアドレス (the login's own) and パスワードをお忘れの方 (public)
+        *contact.routes(p),
+        *reset.routes(p),
     ]
     app.add_routes(routes)
     app.router.add_static(p + "/static", static_dir, append_version=True)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.mailtext.entries import check_password
-from mailadmin.store import mailboxes, quarantine, rules, web_sessions
+from mailadmin.store import contact, mailboxes, quarantine, rules, web_sessions
 from mailadmin.store.snapshots import MailboxRules
 from mailadmin.webapp import auth, i18n
 from mailadmin.webapp.app import (
@@ -28,6 +28,7 @@ from mailadmin.webapp.app import (
     clear_cookie,
 )
 from mailadmin.webapp.flow import form_text
+from mailadmin.webapp.notices import record_change
 
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
 
@@ -111,6 +112,8 @@ class AccountView:
     status: str
     rules: MailboxRules
     quarantine_count: int
+    # The confirmed 連絡先メールアドレス (seed 001), None: 未登録.
+    contact_address: str | None = None
 
 
 async def account(request: web.Request) -> web.StreamResponse:
@@ -130,7 +133,9 @@ async def account(request: web.Request) -> web.StreamResponse:
         if snapshot is None:
             raise NotFound(address)
         count = len(quarantine.list_items(session, address))
-        return AccountView(box.address, smtp, pop, box.status, snapshot, count)
+        found = contact.get_contact(session, address)
+        return AccountView(box.address, smtp, pop, box.status, snapshot, count,
+                           found.address if found is not None else None)
 
     view = await page.state.db(load)
     now = page.state.clock()
@@ -177,6 +182,10 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         if problems:
             raise EntryError(problems)
         mailboxes.set_password(session, address, new, policy, must_change=False)
+        # Its change notice (seed 001), in the same transaction; never the password itself.
+        record_change(session, page, title="password.title", target=address,
+                      describe=lambda seen: [(seen.t("contact.password_notice_label"),
+                                              [seen.t("contact.password_notice_value")])])
         # Every other browser logged in with the old password is logged out;
         # this one gets a fresh session.
         web_sessions.delete_mailbox_sessions(session, address)
