@@ -70,7 +70,7 @@ SECURITY_HEADERS = {
 
 # Paths a visitor reaches without logging in, and those a mailbox with a
 # temporary password may still reach (relative to the prefix).
-PUBLIC_PATHS = ("/login", "/lang/")
+PUBLIC_PATHS = ("/login", "/reset", "/reset/code", "/lang/")
 # The password reset by code (seed 000) is for those who can't log in.
 PUBLIC_EXACT_PATHS = ("/login", "/reset", "/reset/code")
 FORCED_CHANGE_PATHS = ("/password", "/logout", "/lang/")

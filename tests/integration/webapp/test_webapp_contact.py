@@ -297,3 +297,18 @@ async def test_a_failed_change_records_nothing(taro: Web) -> None:
     await taro.post("/password", {"current_password": "wrong", "new_password": "Neu-pass-42",
                                   "new_password_again": "Neu-pass-42"})
     assert events(taro, TARO) == []
+
+
+async def test_settings_and_quarantine_changes_are_recorded_in_both_languages(taro: Web) -> None:
+    from .test_webapp_flows import quarantine_item
+
+    await taro.get("/spam_scan/edit")
+    await taro.confirm_and_done("/spam_scan/edit", {"scan": "on", "quarantine": "on", "notice": "off"})
+    item = quarantine_item(taro)
+    await taro.get("/quarantine")
+    await taro.confirm_and_done("/quarantine/delete", {"id": str(item)})
+    recorded = events(taro, TARO)
+    assert len(recorded) == 2
+    for event in recorded:
+        assert event.details["ja"]["title"] != event.details["en"]["title"]
+        assert event.details["ja"]["rows"] and event.details["en"]["rows"]
