@@ -120,6 +120,15 @@ LISTENER_ROLES: tuple[ListenerRole, ...] = (
     ListenerRole("web", lambda c: c.conf.web.enabled, lambda c: c.conf.web.listen, _web),
 )
 ROLES = ("all", *(r.name for r in LISTENER_ROLES), "jobs")
+# Roles that decide on submissions and so may run the overseas check: they open
+# the GeoIP database at startup, so a missing file stops them at once.  The web
+# page and the jobs never need it.
+GEOIP_ROLES = ("milter", "policy", "filter")
+
+
+def _needs_geoip(role: str, config: Config) -> bool:
+    return any(r.name in GEOIP_ROLES and role in ("all", r.name) and r.enabled(config)
+               for r in LISTENER_ROLES)
 
 
 def _job_loops() -> dict[str, JobLoop]:
@@ -240,7 +249,7 @@ async def _jobs_once(holder: ConfigHolder) -> None:
     """Each job once (``serve --once``, e.g. from cron on a host without the jobs role)."""
     from mailadmin import jobs
 
-    runtime = make_runtime(lambda: holder.current)
+    runtime = make_runtime(lambda: holder.current, open_geoip=False)
     purged = await jobs.purge_once(runtime)
     notices = await jobs.send_quarantine_notices(runtime)
     changes = await jobs.send_change_notices(runtime)
@@ -262,7 +271,7 @@ async def _run(holder: ConfigHolder, role: str) -> None:
     loop.add_signal_handler(signal.SIGHUP, _reload_now, holder)
 
     config = holder.current
-    runtime = make_runtime(lambda: holder.current)
+    runtime = make_runtime(lambda: holder.current, open_geoip=_needs_geoip(role, config))
     background: list[asyncio.Task[None]] = [asyncio.create_task(_reload_loop(holder), name="reload")]
     jobs_stop = asyncio.Event()
     job_tasks: list[asyncio.Task[None]] = []

@@ -18,7 +18,7 @@ from mailadmin.engine.decide import ContentGroup, Decision, Engine
 from mailadmin.engine.envelope import Message
 from mailadmin.engine.execute import execute
 from mailadmin.services.clamd import ClamdClient
-from mailadmin.services.geoip import open_country_resolver
+from mailadmin.services.geoip import LazyCountryResolver
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.store import db, rules
 from mailadmin.store.snapshots import MailboxRules
@@ -64,9 +64,15 @@ def make_engine(
     store: Store,
     *,
     clock: Callable[[], dt.datetime] = utcnow,
+    open_geoip: bool = False,
 ) -> Engine:
+    """The engine; the GeoIP database is opened on the overseas check's first
+    lookup, or here with ``open_geoip`` (roles that may run that check, so a
+    missing file stops their startup)."""
     current = config()
-    resolver = open_country_resolver(current.conf.geoip.database_path, current.conf.geoip.country_field)
+    resolver = LazyCountryResolver(current.conf.geoip.database_path, current.conf.geoip.country_field)
+    if open_geoip:
+        resolver.open()
     return Engine(
         config=config,
         load_rules=store.load_rules,
@@ -104,6 +110,7 @@ class Runtime:
         self.outbox_wakeup.set()
 
 
-def make_runtime(config: Callable[[], Config], *, clock: Callable[[], dt.datetime] = utcnow) -> Runtime:
+def make_runtime(config: Callable[[], Config], *, clock: Callable[[], dt.datetime] = utcnow,
+                 open_geoip: bool = True) -> Runtime:
     store = open_store(config())
-    return Runtime(config, store, make_engine(config, store, clock=clock), clock)
+    return Runtime(config, store, make_engine(config, store, clock=clock, open_geoip=open_geoip), clock)

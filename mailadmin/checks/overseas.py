@@ -7,6 +7,10 @@ a postmaster-exempt network, or it is private/loopback (domestic).  An address
 the GeoIP data does not know follows ``overseas.unknown_country``.  The unlock
 ends by itself: ``now < overseas_unlocked_until`` is all that is checked.
 Receiving is never restricted; this check runs only in the outbound chain.
+
+It is the only check that needs the GeoIP database, and only for a public
+client address: the database is opened on that first lookup, and a database
+that cannot be opened is reported as this check's need.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailadmin.config.model import Policy
+from mailadmin.errors import ConfigError
 from mailadmin.store.snapshots import MailboxRules
 from mailadmin.verdicts import CheckResult, Pass, Refused
 
@@ -68,7 +73,14 @@ def client_country(ctx: OutboundContext) -> str:
         return "exempt"
     if any(ip in net for net in DOMESTIC_NETWORKS):
         return "domestic"
-    return ctx.country_of(str(ip)) or "unknown"
+    try:
+        return ctx.country_of(str(ip)) or "unknown"
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.file, "geoip.database_path",
+            f"the overseas check (overseas sending restriction of authenticated submissions) "
+            f"needs the GeoIP database to place client {ip}: {exc.reason}",
+        ) from exc
 
 
 async def check(ctx: OutboundContext) -> CheckResult:

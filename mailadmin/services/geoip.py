@@ -16,6 +16,12 @@ Two sources, one ``country(ip) -> "JP" | None`` interface:
 An address the data does not cover, or a string that is not an IP address,
 gives None.  Private and loopback ranges get no special treatment here: the
 overseas check decides what they mean.
+
+``LazyCountryResolver`` opens the data on the first lookup: only the overseas
+check (authenticated submissions from public addresses) needs it, so inbound
+mail, the dry run of an inbound message, the web page and the jobs work on a
+host without the database.  Daemon roles that may run the check call
+``open()`` at startup, so a missing file still stops them at once.
 """
 
 from __future__ import annotations
@@ -248,6 +254,36 @@ def is_mmdb(path: str | os.PathLike[str]) -> bool:
             return MMDB_METADATA_MARKER in fh.read()
     except OSError:
         return False
+
+
+class LazyCountryResolver:
+    """The resolver ``[geoip] database_path`` names, opened when first needed.
+
+    A database that cannot be opened raises ``ConfigError`` on each lookup (and
+    on ``open()``), so a file installed later is picked up without a restart.
+    """
+
+    def __init__(self, database_path: str, country_field: str = "auto") -> None:
+        self.database_path = database_path
+        self.country_field = country_field
+        self._resolver: CountryLookup | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._resolver is not None
+
+    def open(self) -> CountryLookup:
+        if self._resolver is None:
+            self._resolver = open_country_resolver(self.database_path, self.country_field)
+        return self._resolver
+
+    def country(self, ip: str) -> str | None:
+        return self.open().country(ip)
+
+    def close(self) -> None:
+        if self._resolver is not None:
+            self._resolver.close()
+            self._resolver = None
 
 
 def open_country_resolver(database_path: str, country_field: str = "auto") -> CountryLookup:

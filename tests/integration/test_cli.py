@@ -276,6 +276,24 @@ def test_dry_run_scanner_down_is_tempfail(four_boxes: Run, tmp_path: Path,
     assert r["outcome"] == "tempfail" and r["trace"]["virus_scan"] == "scan_failed:clamd"
 
 
+def test_dry_run_without_geoip_data(four_boxes: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inbound mail never needs the GeoIP database; the overseas check names itself when it does."""
+    missing = tmp_path / "no-such-geoip.mmdb"
+    monkeypatch.setenv("MAILADMIN_GEOIP_DATABASE_PATH", str(missing))
+    eml = _eml(tmp_path, "in.eml", b"From: a@example.org\nSubject: hi\n\nhello\n")
+    report = _dry(four_boxes, eml, "--from", "a@example.org", "--to", "quarantine@example.jp")
+    assert report["quarantine@example.jp"]["outcome"] == "quarantine"
+    # A submission from a private address is domestic without a lookup.
+    out = _dry(four_boxes, eml, "--from", "clean@example.jp", "--to", "x@example.net",
+               "--sasl-user", "clean@example.jp", "--client-ip", "192.168.1.5")
+    assert out["x@example.net"]["outcome"] == "deliver"
+    code, stdout, err = four_boxes("dry-run", eml, "--from", "clean@example.jp", "--to", "x@example.net",
+                                   "--sasl-user", "clean@example.jp", "--client-ip", "8.8.8.8")
+    assert code == EX_CONFIG and stdout == ""
+    assert "the overseas check" in err and "needs the GeoIP database" in err
+    assert str(missing) in err and "geoip.database_path" in err
+
+
 # ---------------------------------------------------------------- broken configuration
 
 

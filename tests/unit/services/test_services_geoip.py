@@ -9,6 +9,7 @@ import pytest
 
 from mailadmin.errors import ConfigError
 from mailadmin.services.geoip import (
+    LazyCountryResolver,
     RirCountryResolver,
     country_from_record,
     is_mmdb,
@@ -144,3 +145,17 @@ def test_is_mmdb_looks_for_the_metadata_marker(tmp_path: Path, delegated_file: P
     far = tmp_path / "far.mmdb"
     far.write_bytes(b"\xab\xcd\xefMaxMind.com" + b"\0" * 200_000)
     assert not is_mmdb(far)
+
+
+def test_lazy_resolver_opens_on_first_lookup(tmp_path: Path, delegated_file: Path) -> None:
+    missing = tmp_path / "later.txt"
+    lazy = LazyCountryResolver(str(missing))
+    assert not lazy.is_open  # building it touches no file
+    with pytest.raises(ConfigError) as info:
+        lazy.country("133.0.0.1")
+    assert str(missing) in str(info.value) and not lazy.is_open
+    # A file installed afterwards is picked up on the next lookup, no restart.
+    missing.write_text(delegated_file.read_text())
+    assert lazy.country("133.0.0.1") == "JP" and lazy.is_open
+    lazy.close()
+    assert not lazy.is_open
