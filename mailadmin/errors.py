@@ -10,6 +10,7 @@
         ServiceUnavailable   connect refused or timeout -> the policy's fail mode
         ServiceProtocolError unexpected reply -> the policy's fail mode, logged at ERROR
       ProtocolViolation      bad input from the MTA on the wire
+      MessageLimitExceeded   a message past a [limits] bound (size, header fields, MIME depth)
 
 Third-party exceptions are mapped to these at the boundary where they occur
 (services/, store/, config/).  Nothing else is raised across module boundaries.
@@ -95,3 +96,15 @@ class ServiceProtocolError(ServiceError):
 
 class ProtocolViolation(MailadminError):
     """The MTA sent something that breaks the protocol."""
+
+
+class MessageLimitExceeded(MailadminError):
+    """A message is larger than a ``[limits]`` bound allows: ``limit`` is the
+    key (``max_header_fields``), ``value`` what the message has (at least),
+    ``maximum`` the bound."""
+
+    def __init__(self, limit: str, value: int, maximum: int) -> None:
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+        super().__init__(f"{limit}: the message has {value}, the limit is {maximum}")

@@ -37,6 +37,8 @@ from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
 
 from mailadmin import metrics
 from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.engine.limits import check_message
+from mailadmin.errors import MessageLimitExceeded
 from mailadmin.listeners import create_protocol_server
 
 if TYPE_CHECKING:
@@ -46,10 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Larger than any MTA's usual limit (Postfix: message_size_limit, 10 MB by
-# default), so the MTA's own limit is the one that applies: a 552 here would
-# make the MTA bounce mail it already accepted.
-DATA_SIZE_LIMIT_BYTES = 256 * 1024 * 1024
 IDLE_TIMEOUT_SECONDS = 300.0
 
 XFORWARD_ATTRIBUTES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE", "LOGIN")
@@ -58,6 +56,7 @@ UNAVAILABLE = frozenset({"[UNAVAILABLE]", "[TEMPUNAVAIL]"})
 
 TEMPFAIL_TEXT = "451 4.3.0 Message could not be filtered now; try again later"
 ACCEPTED_TEXT = "250 2.0.0 Ok: filtered"
+LIMIT_TEXT = "451 4.3.4 Message exceeds a limit of this server"
 
 
 def xtext_decode(text: str) -> str:
@@ -173,6 +172,13 @@ class ContentFilterHandler:
         raw = envelope.original_content or envelope.content
         if not isinstance(raw, bytes):
             raw = str(raw or "").encode("utf-8", "surrogateescape")
+        try:
+            check_message(raw, self.runtime.config().conf.limits)
+        except MessageLimitExceeded as exc:
+            # After queue a 5xx would bounce: the MTA keeps it, the postmaster sees why.
+            log.warning("content filter: message exceeds %s, left in the queue queue_id=%s", exc,
+                        env.queue_id or "-")
+            return f"{LIMIT_TEXT} ({exc.limit} {exc.maximum})"
         message = Message(raw)
         try:
             decision = await self.runtime.engine.decide(env, message)
@@ -205,7 +211,8 @@ async def start_content_filter(listen: str, runtime: Runtime) -> asyncio.base_ev
             ident="mailadmin content filter",
             decode_data=False,
             enable_SMTPUTF8=True,
-            data_size_limit=DATA_SIZE_LIMIT_BYTES,
+            # The MTA's own size limit applies first (it must be the lower one).
+            data_size_limit=runtime.config().conf.limits.max_message_bytes,
             timeout=IDLE_TIMEOUT_SECONDS,
         )
 

@@ -55,7 +55,9 @@ from mailadmin.adapters import milter_codec as mc
 from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
 from mailadmin.engine.envelope import Envelope, Message
 from mailadmin.engine.execute import render_copy
-from mailadmin.errors import ProtocolViolation
+from mailadmin.engine.limits import LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS, MessageMeter, check_message
+from mailadmin.config.model import LimitsConf
+from mailadmin.errors import MessageLimitExceeded, ProtocolViolation
 from mailadmin.listeners import start_stream_server
 
 if TYPE_CHECKING:
@@ -233,6 +235,8 @@ class _Transaction:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytearray = field(default_factory=bytearray)
     failed: bool = False
+    # Replaced at MAIL by one with the configured limits.
+    meter: MessageMeter = field(default_factory=lambda: MessageMeter(LimitsConf()))
 
     @property
     def open(self) -> bool:
@@ -338,6 +342,7 @@ class MilterSession:
                 if macros is not None:
                     self._macros[b"M"] = macros
                 self._tx.mail_args = args
+                self._tx.meter = MessageMeter(self._runtime.config().conf.limits)
                 answer = await self._check_submission()
                 if answer != mc.Continue():
                     self._end_transaction()  # refused: the MTA drops the transaction
@@ -345,11 +350,15 @@ class MilterSession:
             case mc.Rcpt(args):
                 self._tx.rcpt_args.append(args[0])
             case mc.Header(name, value):
-                self._tx.headers.append((name, value))
+                # Past a limit nothing more is stored: memory stays bounded.
+                if self._tx.meter.header(name, value):
+                    self._tx.headers.append((name, value))
             case mc.Body(chunk):
-                self._tx.body += chunk
+                if self._tx.meter.body(len(chunk)):
+                    self._tx.body += chunk
             case mc.EndOfMessage(chunk):
-                self._tx.body += chunk
+                if self._tx.meter.body(len(chunk)):
+                    self._tx.body += chunk
                 try:
                     return await self._end_of_message()
                 finally:
@@ -388,7 +397,16 @@ class MilterSession:
             log.warning("milter end of message without a transaction; tempfailed")
             return [mc.Tempfail()]
         envelope = self.envelope()
-        raw = self.message_bytes()
+        try:
+            if self._tx.meter.exceeded is not None:
+                raise self._tx.meter.exceeded
+            raw = self.message_bytes()
+            check_message(raw, self._tx.meter.limits)
+        except MessageLimitExceeded as exc:
+            # Before queue a refusal is the sender's MTA's to report: no backscatter.
+            log.warning("milter refused queue_id=%s: message exceeds %s", envelope.queue_id or "-", exc)
+            return [mc.ReplyCode(LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS,
+                                 f"Message exceeds a limit of this server ({exc.limit} {exc.maximum})")]
         message = Message(raw)
         decision = await self._runtime.engine.decide(envelope, message)
         plan = plan_eom(decision, raw, self._tx.rcpt_args)

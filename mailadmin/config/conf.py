@@ -191,6 +191,12 @@ CHECKS: dict[str, dict[str, Check]] = {
     "domains": {"smtp_server": server_name_template, "pop_server": server_name_template},
     "logging": {"level": log_level},
     "paths": {},
+    "limits": {
+        "max_message_bytes": int_range(65_536, 2**31 - 1),
+        "max_header_fields": int_range(50, 100_000),
+        "max_header_bytes": int_range(16_384, 64 * 1024 * 1024),
+        "max_mime_depth": int_range(5, 100),
+    },
 }
 
 

@@ -87,6 +87,20 @@ class MetricsConf:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsConf:
+    """What one message may hold before mailadmin refuses it (the milter: 552
+    5.3.4 before queue) or leaves it in the MTA's queue (the content filter:
+    451, never a bounce after queue).  They bound the memory and time one
+    message costs: the milter buffers at most ``max_message_bytes`` and stops
+    storing header fields past the limits."""
+
+    max_message_bytes: int = 52_428_800
+    max_header_fields: int = 1000
+    max_header_bytes: int = 1_048_576
+    max_mime_depth: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class DomainDefaultsConf:
     """Server names shown on the account page when a domain does not set its own;
     ``{domain}`` is replaced by the domain name."""
@@ -125,6 +139,7 @@ class RuntimeConf:
     domains: DomainDefaultsConf
     logging: LoggingConf
     paths: PathsConf
+    limits: LimitsConf = field(default_factory=LimitsConf)
     source: Path | None = None  # the file it was read from
 
 

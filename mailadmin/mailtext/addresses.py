@@ -120,7 +120,9 @@ def header_addresses(value: str) -> list[str]:
     ``<>`` and an empty value give ``[]``.
     """
     text = _FOLD.sub("", value).replace("\r", " ").replace("\n", " ")
-    found: list[str] = []
+    # A dict keeps the order and makes the duplicate test O(1): a forged From
+    # of a hundred thousand addresses must not cost quadratic time.
+    found: dict[str, None] = {}
     for _name, addr in email.utils.getaddresses([text]):
         addr = addr.strip()
         if not addr:
@@ -134,8 +136,8 @@ def header_addresses(value: str) -> list[str]:
             candidates = [addr]
         for candidate in candidates:
             candidate = candidate.strip("<>").lower()
-            if "@" in candidate and candidate not in found:
-                found.append(candidate)
+            if "@" in candidate:
+                found.setdefault(candidate)
     # Older parsers drop what follows a syntax error; an angle address the
     # parser gave up on must still count, or a malformed From would slip past
     # the reject list.
@@ -143,9 +145,9 @@ def header_addresses(value: str) -> list[str]:
         candidate = match.group(1).lower()
         if ":" in candidate:  # obsolete source route "@relay:user@host"
             candidate = candidate.rsplit(":", 1)[1]
-        if "@" in candidate and candidate not in found:
-            found.append(candidate)
-    return found
+        if "@" in candidate:
+            found.setdefault(candidate)
+    return list(found)
 
 
 def _strip_quoted(text: str) -> str:

@@ -69,6 +69,11 @@ _CHARSET_ALIASES = {
     "euc-kr": "cp949",
 }
 
+# Only the start of a longer value is decoded: a Subject is matched and shown
+# from its first few thousand characters, and decoding a 10 MB field (a few
+# seconds of Python) would hold up every other message on the event loop.
+MAX_DECODED_CHARS = 65_536
+
 # Charsets whose text is 8-bit but carries no label; tried in this order and
 # scored, the best-looking result wins.
 _GUESSES = ("utf-8", "euc_jp", "cp932")
@@ -77,8 +82,10 @@ _GUESSES = ("utf-8", "euc_jp", "cp932")
 def decode_header_value(raw: str) -> str:
     """The text of one raw header value: unfolded, encoded words decoded.
 
-    Never raises; undecodable bytes become U+FFFD.
+    Never raises; undecodable bytes become U+FFFD.  Only the first
+    :data:`MAX_DECODED_CHARS` characters of ``raw`` are read.
     """
+    raw = raw[:MAX_DECODED_CHARS]
     try:
         return _decode(raw)
     except Exception:  # noqa: BLE001 - a header must never stop mail handling

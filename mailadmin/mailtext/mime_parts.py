@@ -9,6 +9,12 @@ original with exactly those parts replaced by a short notice.
 
 Messages are parsed and written back with the ``compat32`` policy and no line
 length limit, so every header and every untouched part keeps its bytes.
+
+Nesting deeper than :data:`MAX_MIME_DEPTH` raises
+:class:`~mailadmin.errors.MessageLimitExceeded` instead of walking on: the
+walk and the ``email`` generator recurse per level, and a message nested a
+thousand deep would overflow the stack.  The adapters refuse such mail first
+(conf ``[limits] max_mime_depth``, at most this).
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ import io
 from collections.abc import Iterable, Iterator
 from email.generator import BytesGenerator
 
+from mailadmin.errors import MessageLimitExceeded
 from mailadmin.mailtext.headers import decode_header_value
 
 _PARSE_POLICY = email.policy.compat32
+# The largest conf [limits] max_mime_depth; deep enough for the generator's
+# recursion (about five frames a level) to stay clear of the stack limit.
+MAX_MIME_DEPTH = 100
 
 
 def line_ending(raw: bytes) -> str:
@@ -50,24 +60,28 @@ def _join(prefix: str, number: int) -> str:
     return f"{prefix}.{number}" if prefix else str(number)
 
 
-def _body_leaves(entity: email.message.Message, prefix: str) -> Iterator[tuple[str, email.message.Message]]:
+def _body_leaves(entity: email.message.Message, prefix: str,
+                 depth: int = 1) -> Iterator[tuple[str, email.message.Message]]:
     """The leaves of the body of ``entity`` (a message or a message/rfc822 part)."""
     if entity.is_multipart() and entity.get_content_maintype() == "multipart":
         for number, child in enumerate(_children(entity), start=1):
-            yield from _part_leaves(child, _join(prefix, number))
+            yield from _part_leaves(child, _join(prefix, number), depth + 1)
     else:
-        yield from _part_leaves(entity, _join(prefix, 1))
+        yield from _part_leaves(entity, _join(prefix, 1), depth)
 
 
-def _part_leaves(part: email.message.Message, path: str) -> Iterator[tuple[str, email.message.Message]]:
+def _part_leaves(part: email.message.Message, path: str,
+                 depth: int) -> Iterator[tuple[str, email.message.Message]]:
+    if depth > MAX_MIME_DEPTH:
+        raise MessageLimitExceeded("max_mime_depth", depth, MAX_MIME_DEPTH)
     if part.is_multipart():
         children = _children(part)
         if part.get_content_type() == "message/rfc822" and len(children) == 1:
-            yield from _body_leaves(children[0], path)
+            yield from _body_leaves(children[0], path, depth + 1)
             return
         if part.get_content_maintype() == "multipart":
             for number, child in enumerate(children, start=1):
-                yield from _part_leaves(child, _join(path, number))
+                yield from _part_leaves(child, _join(path, number), depth + 1)
             return
     yield path, part
 

@@ -25,7 +25,9 @@ from mailadmin.engine.effects import AddHeader, TagSpam
 from mailadmin.engine.envelope import Message
 from mailadmin.engine.execute import render_copy
 from mailadmin.mailtext.compose import tag_spam
+from mailadmin.config.model import Config, LimitsConf
 from mailadmin.store.snapshots import Forward, MailboxRules
+from tests.fixtures.config import make_config
 
 from tests.unit.engine.conftest import ScriptedClamd, ScriptedSpamd, make_engine, rules_for
 
@@ -46,6 +48,13 @@ class FakeRuntime:
     engine: Engine
     fail_apply: bool = False
     applied: list[tuple[Decision, bytes, tuple[ContentGroup, ...]]] = field(default_factory=list)
+    limits: LimitsConf = field(default_factory=LimitsConf)
+
+    def config(self) -> Config:
+        import dataclasses
+
+        cfg = make_config()
+        return dataclasses.replace(cfg, conf=dataclasses.replace(cfg.conf, limits=self.limits))
 
     async def apply(self, decision: Decision, message: Message, reinject: Sequence[ContentGroup] = ()) -> None:
         if self.fail_apply:
@@ -374,3 +383,49 @@ async def test_end_of_message_without_a_transaction_is_never_accepted() -> None:
     assert isinstance(refusal, mc.ReplyCode) and not session.in_message
     assert await session.handle(mc.EndOfMessage()) == [mc.Tempfail()]
     assert rt.applied == []
+
+
+# ---------------------------------------------------------------- [limits] (found by tests/fuzz)
+
+
+SMALL_LIMITS = LimitsConf(max_message_bytes=65_536, max_header_fields=50, max_header_bytes=16_384,
+                          max_mime_depth=5)
+
+
+@pytest.mark.parametrize(("headers", "body", "limit"), [
+    (HEADERS + [(f"X-Filler-{i}", "v") for i in range(60)], BODY, "max_header_fields"),
+    (HEADERS + [("X-Long", "a" * 20_000)], BODY, "max_header_bytes"),
+    (HEADERS, b"x" * 70_000, "max_message_bytes"),
+    (HEADERS + [("MIME-Version", "1.0"), ("Content-Type", 'multipart/mixed; boundary="b0"')],
+     b"".join(b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (i, i + 1) for i in range(8))
+     + b"--b8\r\nContent-Type: text/plain\r\n\r\nhi\r\n", "max_mime_depth"),
+])
+async def test_a_message_past_a_limit_is_refused_before_queue_and_not_buffered(
+        headers: list[tuple[str, str]], body: bytes, limit: str) -> None:
+    """The milter keeps at most the limits' worth of one message and answers
+    552 5.3.4 (the sender's MTA reports it); nothing is decided or applied."""
+    rt = runtime()
+    rt.limits = SMALL_LIMITS
+    session = await negotiated(rt)
+    [answer] = await transaction(session, ["taro@example.jp"], headers=headers, body=body)
+    assert isinstance(answer, mc.ReplyCode) and (answer.code, answer.status) == (552, "5.3.4")
+    assert limit in answer.text
+    assert rt.applied == []
+    # The next message on the same connection is decided as usual.
+    assert await transaction(session, ["jiro@example.jp"]) == [mc.Accept()]
+
+
+async def test_the_milter_stops_buffering_past_the_size_limit() -> None:
+    rt = runtime()
+    rt.limits = SMALL_LIMITS
+    session = await negotiated(rt)
+    await session.handle(mc.Macros(b"M", {}))
+    await session.handle(mc.Mail(("<alice@example.org>",)))
+    await session.handle(mc.Rcpt(("<taro@example.jp>",)))
+    for _ in range(200):
+        await session.handle(mc.Header("X-Many", "v" * 100))
+    for _ in range(100):
+        await session.handle(mc.Body(b"y" * 60_000))
+    assert len(session.message_bytes()) <= SMALL_LIMITS.max_message_bytes
+    [answer] = await session.handle(mc.EndOfMessage())
+    assert isinstance(answer, mc.ReplyCode) and answer.code == 552

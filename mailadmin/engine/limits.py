@@ -1,0 +1,110 @@
+"""The bounds one message may reach: size, header fields, header bytes and
+MIME nesting (conf ``[limits]``; SPEC §10, "nothing crashes").
+
+Every adapter checks them before the engine sees the message, so the memory
+and time one message costs are bounded: the milter counts while it buffers
+(:class:`MessageMeter`, and stops storing past a limit), the content filter
+checks the message it read (:func:`check_message`).  Past a limit the milter
+answers :data:`LIMIT_REPLY_CODE` (552 5.3.4, before queue: the sender's MTA
+reports it) and the content filter 451 (after queue a 5xx would bounce).
+
+The MIME depth is counted on the parsed tree, iteratively (a recursive walk
+of a message nested 1,000 deep is what overflows the stack); the parse is
+skipped when the message has too few ``Content-Type`` fields to be that deep.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import re
+
+from mailadmin.config.model import LimitsConf
+from mailadmin.engine.envelope import header_block
+from mailadmin.errors import MessageLimitExceeded
+
+LIMIT_REPLY_CODE = 552
+LIMIT_REPLY_STATUS = "5.3.4"
+_CONTENT_TYPE = re.compile(rb"(?im)^content-type[ \t]*:")
+_FIELD_START = re.compile(rb"(?m)^[^ \t\r\n]")
+
+
+def header_counts(raw: bytes) -> tuple[int, int]:
+    """``(fields, bytes)`` of the header section of ``raw`` (continuation
+    lines belong to their field)."""
+    block = header_block(raw)
+    return len(_FIELD_START.findall(block)), len(block)
+
+
+def mime_depth(raw: bytes, ceiling: int) -> int:
+    """How deeply ``raw``'s MIME entities nest (1 = a single-part message),
+    counted up to ``ceiling + 1`` at most."""
+    if len(_CONTENT_TYPE.findall(raw)) <= ceiling:
+        # Each level of nesting needs its own Content-Type field.
+        return 0
+    root = email.message_from_bytes(raw, policy=email.policy.compat32)
+    deepest = 0
+    stack: list[tuple[email.message.Message, int]] = [(root, 1)]
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > ceiling:
+            return deepest
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((p, depth + 1) for p in payload if isinstance(p, email.message.Message))
+    return deepest
+
+
+def check_message(raw: bytes, limits: LimitsConf) -> None:
+    """Raise :class:`MessageLimitExceeded` for the first bound ``raw`` passes."""
+    if len(raw) > limits.max_message_bytes:
+        raise MessageLimitExceeded("max_message_bytes", len(raw), limits.max_message_bytes)
+    fields, size = header_counts(raw)
+    if fields > limits.max_header_fields:
+        raise MessageLimitExceeded("max_header_fields", fields, limits.max_header_fields)
+    if size > limits.max_header_bytes:
+        raise MessageLimitExceeded("max_header_bytes", size, limits.max_header_bytes)
+    depth = mime_depth(raw, limits.max_mime_depth)
+    if depth > limits.max_mime_depth:
+        raise MessageLimitExceeded("max_mime_depth", depth, limits.max_mime_depth)
+
+
+class MessageMeter:
+    """The milter's running count of one message as it arrives: the first
+    bound passed is kept in :attr:`exceeded`, and the caller stops storing."""
+
+    def __init__(self, limits: LimitsConf) -> None:
+        self.limits = limits
+        self.total_bytes = 0
+        self.header_fields = 0
+        self.header_bytes = 0
+        self.exceeded: MessageLimitExceeded | None = None
+
+    def header(self, name: str, value: str) -> bool:
+        """Count one field; False once a bound is passed (do not store it)."""
+        size = len(name) + len(value) + 4  # ": " and CRLF
+        self.header_fields += 1
+        self.header_bytes += size
+        self.total_bytes += size
+        limits = self.limits
+        if self.exceeded is None:
+            if self.header_fields > limits.max_header_fields:
+                self.exceeded = MessageLimitExceeded("max_header_fields", self.header_fields,
+                                                     limits.max_header_fields)
+            elif self.header_bytes > limits.max_header_bytes:
+                self.exceeded = MessageLimitExceeded("max_header_bytes", self.header_bytes,
+                                                     limits.max_header_bytes)
+            elif self.total_bytes > limits.max_message_bytes:
+                self.exceeded = MessageLimitExceeded("max_message_bytes", self.total_bytes,
+                                                     limits.max_message_bytes)
+        return self.exceeded is None
+
+    def body(self, size: int) -> bool:
+        """Count a body chunk; False once a bound is passed (do not store it)."""
+        self.total_bytes += size
+        if self.exceeded is None and self.total_bytes > self.limits.max_message_bytes:
+            self.exceeded = MessageLimitExceeded("max_message_bytes", self.total_bytes,
+                                                 self.limits.max_message_bytes)
+        return self.exceeded is None
