@@ -8,25 +8,21 @@ checks the message it read (:func:`check_message`).  Past a limit the milter
 answers :data:`LIMIT_REPLY_CODE` (552 5.3.4, before queue: the sender's MTA
 reports it) and the content filter 451 (after queue a 5xx would bounce).
 
-The MIME depth is counted on the parsed tree, iteratively (a recursive walk
-of a message nested 1,000 deep is what overflows the stack); the parse is
-skipped when the message has too few ``Content-Type`` fields to be that deep.
+The MIME depth is counted by :func:`mailadmin.mailtext.mime_parts.mime_depth`,
+a line scan that never recurses.
 """
 
 from __future__ import annotations
 
-import email
-import email.message
-import email.policy
 import re
 
 from mailadmin.config.model import LimitsConf
 from mailadmin.engine.envelope import header_block
 from mailadmin.errors import MessageLimitExceeded
+from mailadmin.mailtext.mime_parts import mime_depth
 
 LIMIT_REPLY_CODE = 552
 LIMIT_REPLY_STATUS = "5.3.4"
-_CONTENT_TYPE = re.compile(rb"(?im)^content-type[ \t]*:")
 _FIELD_START = re.compile(rb"(?m)^[^ \t\r\n]")
 
 
@@ -35,26 +31,6 @@ def header_counts(raw: bytes) -> tuple[int, int]:
     lines belong to their field)."""
     block = header_block(raw)
     return len(_FIELD_START.findall(block)), len(block)
-
-
-def mime_depth(raw: bytes, ceiling: int) -> int:
-    """How deeply ``raw``'s MIME entities nest (1 = a single-part message),
-    counted up to ``ceiling + 1`` at most."""
-    if len(_CONTENT_TYPE.findall(raw)) <= ceiling:
-        # Each level of nesting needs its own Content-Type field.
-        return 0
-    root = email.message_from_bytes(raw, policy=email.policy.compat32)
-    deepest = 0
-    stack: list[tuple[email.message.Message, int]] = [(root, 1)]
-    while stack:
-        part, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > ceiling:
-            return deepest
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            stack.extend((p, depth + 1) for p in payload if isinstance(p, email.message.Message))
-    return deepest
 
 
 def check_message(raw: bytes, limits: LimitsConf) -> None:

@@ -13,7 +13,8 @@ length limit, so every header and every untouched part keeps its bytes.
 Nesting deeper than :data:`MAX_MIME_DEPTH` raises
 :class:`~mailadmin.errors.MessageLimitExceeded` instead of walking on: the
 walk and the ``email`` generator recurse per level, and a message nested a
-thousand deep would overflow the stack.  The adapters refuse such mail first
+thousand deep would overflow the stack (and so would the ``email`` parser, so
+the depth is measured first by a line scan).  The adapters refuse such mail first
 (conf ``[limits] max_mime_depth``, at most this).
 """
 
@@ -25,6 +26,7 @@ import email.message
 import email.policy
 import email.utils
 import io
+import re
 from collections.abc import Iterable, Iterator
 from email.generator import BytesGenerator
 
@@ -35,6 +37,9 @@ _PARSE_POLICY = email.policy.compat32
 # The largest conf [limits] max_mime_depth; deep enough for the generator's
 # recursion (about five frames a level) to stay clear of the stack limit.
 MAX_MIME_DEPTH = 100
+_CONTENT_TYPE = re.compile(rb"(?im)^content-type[ \t]*:")
+# Boundaries are case-sensitive; the parameter name is not.
+_BOUNDARY = re.compile(rb'(?i)boundary[ \t]*=[ \t]*(?:"([^"]*)"|([^;\s]+))')
 
 
 def line_ending(raw: bytes) -> str:
@@ -46,7 +51,82 @@ def line_ending(raw: bytes) -> str:
 
 
 def _parse(raw: bytes) -> email.message.Message:
+    depth = mime_depth(raw, MAX_MIME_DEPTH)
+    if depth > MAX_MIME_DEPTH:
+        # The email parser recurses per level: measured first, never parsed.
+        raise MessageLimitExceeded("max_mime_depth", depth, MAX_MIME_DEPTH)
     return email.message_from_bytes(raw, policy=_PARSE_POLICY)
+
+
+def _content_type(lines: list[bytes], start: int) -> tuple[bytes, int]:
+    """The Content-Type value of the header block at ``start`` (unfolded)
+    and the index of the first body line."""
+    value = b""
+    in_type = False
+    i = start
+    while i < len(lines):
+        line = lines[i].rstrip(b"\r")
+        i += 1
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t"):
+            if in_type:
+                value += b" " + line.strip()
+            continue
+        name, colon, rest = line.partition(b":")
+        in_type = bool(colon) and name.strip().lower() == b"content-type"
+        if in_type:
+            value = rest.strip()
+    return value, i
+
+
+def mime_depth(raw: bytes, ceiling: int) -> int:
+    """How deeply ``raw``'s MIME entities nest (1 = a single-part message; a
+    multipart's parts are one deeper, as is the message inside a
+    message/rfc822 part), counted up to ``ceiling + 1`` at most.
+
+    A line scan with an explicit stack, never recursion: the ``email``
+    parser itself recurses per level and overflows the stack on a message
+    nested a thousand deep, so it cannot be the one to measure it.
+    """
+    if len(_CONTENT_TYPE.findall(raw)) <= ceiling:
+        # Each level of nesting needs its own Content-Type field.
+        return 0
+    lines = raw.split(b"\n")
+    open_boundaries: list[tuple[bytes, int]] = []  # (boundary, depth of its multipart)
+    deepest = 0
+    depth = 1
+    i = 0
+    at_headers = True
+    while i < len(lines):
+        if at_headers:
+            deepest = max(deepest, depth)
+            if deepest > ceiling:
+                return deepest
+            content_type, i = _content_type(lines, i)
+            at_headers = False
+            kind = content_type.lower()
+            if kind.startswith(b"multipart/"):
+                match = _BOUNDARY.search(content_type)
+                if match:
+                    open_boundaries.append((match.group(1) or match.group(2), depth))
+            elif kind.startswith(b"message/rfc822"):
+                depth, at_headers = depth + 1, True
+            continue
+        line = lines[i].rstrip(b"\r \t")
+        i += 1
+        if not line.startswith(b"--") or not open_boundaries:
+            continue
+        for index in range(len(open_boundaries) - 1, -1, -1):
+            boundary, owner = open_boundaries[index]
+            if line == b"--" + boundary:
+                del open_boundaries[index + 1:]
+                depth, at_headers = owner + 1, True
+                break
+            if line == b"--" + boundary + b"--":
+                del open_boundaries[index:]
+                break
+    return deepest
 
 
 def _flatten(message: email.message.Message, linesep: str) -> bytes:

@@ -1,0 +1,66 @@
+"""Defects the fuzz tier found, kept as plain tests (issue 10):
+
+- a message nested 1,000 deep made the MIME walk (virus reports) and the
+  ``email`` parser overflow the stack: RecursionError, the message tempfailed
+  for ever.  Now the limits refuse it and mime_parts raises the documented
+  MessageLimitExceeded; at the deepest allowed nesting a report is composed.
+- a 10 MB Subject of encoded words took seconds to decode (decide() and the
+  [spam] tag): only the first MAX_DECODED_CHARS are decoded now.
+- a From header of many addresses was deduplicated in quadratic time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.engine.limits import check_message
+from mailadmin.config.model import LimitsConf
+from mailadmin.errors import MessageLimitExceeded
+from mailadmin.mailtext.addresses import header_addresses
+from mailadmin.mailtext.headers import MAX_DECODED_CHARS, decode_header_value
+from mailadmin.mailtext.mime_parts import MAX_MIME_DEPTH, leaf_parts, mime_depth
+from tests.fuzz.harness import VIRUS, deep_mime, make_engine, process
+
+
+def test_mime_nested_past_the_limit_is_a_documented_error_not_a_recursion_error() -> None:
+    with pytest.raises(MessageLimitExceeded):
+        leaf_parts(deep_mime(1000))
+    with pytest.raises(MessageLimitExceeded) as refused:
+        check_message(deep_mime(1000), LimitsConf())
+    assert refused.value.limit == "max_mime_depth"
+
+
+def test_mime_depth_counts_like_the_mime_walk() -> None:
+    # deep_mime(n): the top multipart, n nested ones and the text leaf: n + 2 levels.
+    assert mime_depth(deep_mime(3), 2) == 3  # stops counting past the ceiling
+    assert mime_depth(deep_mime(3), 5) == 0  # too few Content-Type fields to be deeper
+    assert mime_depth(deep_mime(10), 11) == 12
+    assert mime_depth(deep_mime(1000), MAX_MIME_DEPTH) == MAX_MIME_DEPTH + 1
+
+
+def test_a_virus_report_is_composed_at_the_deepest_allowed_nesting() -> None:
+    raw = deep_mime(MAX_MIME_DEPTH - 2)  # MAX_MIME_DEPTH levels in all
+    check_message(raw, LimitsConf())
+    envelope = Envelope("alice@example.org", ("saburo@example.jp",))
+
+    async def run() -> list[bytes]:
+        # Inside a running loop, as in the daemon: the stack is deeper there.
+        return (await process(make_engine(), envelope, raw)).composed
+
+    [report] = asyncio.run(run())
+    assert b"Eicar-Test-Signature" in report and VIRUS not in report
+
+
+def test_only_the_start_of_a_huge_header_value_is_decoded() -> None:
+    text = decode_header_value("=?utf-8?q?=E3=81=82?= " * 1_000_000)
+    assert text.startswith("ああ") and len(text) <= MAX_DECODED_CHARS
+
+
+def test_a_from_of_a_hundred_thousand_addresses() -> None:
+    value = ", ".join(f"u{i}@example.org" for i in range(100_000))
+    found = header_addresses(value)
+    assert len(found) == 100_000 and found[0] == "u0@example.org"
+    assert len(Message(f"From: {value}\r\n\r\n".encode()).from_addresses) == 100_000
