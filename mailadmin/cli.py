@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mailadmin.config import load_all, resolve_config_file
-from mailadmin.config.model import Config
+from mailadmin.config.model import Config, Policy
 from mailadmin.errors import ConfigError, EntryError, NotFound, ServiceError
 from mailadmin.wiring import make_engine, open_store, utcnow
 
@@ -238,10 +238,31 @@ def cmd_rules_import(args: argparse.Namespace, config: Config) -> int:
     if not isinstance(doc, dict):
         raise EntryError(f"{args.file}: the document must be a JSON object")
     policy = config.policies.for_domain(address.rpartition("@")[2])
+    asyncio.run(_check_forward_domains(doc, address, policy, config))
     with open_store(config).session_factory.begin() as session:
         rules.import_rules(session, address, doc, policy)
     _out(f"{address}: rules imported")
     return 0
+
+
+async def _check_forward_domains(doc: dict[str, Any], mailbox: str, policy: Policy, config: Config) -> None:
+    """The mail exchanger check of every forwarding destination of an imported
+    document (SPEC §3), before anything is written; addresses that are not
+    valid are left for the import's own validation to name."""
+    from mailadmin.mailtext.entries import parse_forward_destination
+    from mailadmin.services.dns import check_forward_destinations
+
+    items = doc.get("forwarding")
+    found: dict[str, str] = {}
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        raw = item.get("address") if isinstance(item, dict) else None
+        if not isinstance(raw, str):
+            continue
+        try:
+            found[f"forwarding[{index}].address"] = parse_forward_destination(raw, mailbox, (), policy.limits)
+        except EntryError:
+            continue
+    await check_forward_destinations(found, config.conf.dns)
 
 
 def cmd_quarantine_list(args: argparse.Namespace, config: Config) -> int:

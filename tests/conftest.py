@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.databases import BACKENDS, Backend, PostgresCluster, start_postgres, stop_postgres
 
-pytest_plugins = ["tests.fixtures.scanners", "tests.fixtures.geo"]
+pytest_plugins = ["tests.fixtures.scanners", "tests.fixtures.geo", "tests.fixtures.dns_server"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -165,6 +165,22 @@ def country_field(value: str) -> str:
     return str(one_of("auto", "country_code", "country.iso_code")(value))
 
 
+def nameservers(value: tuple[str, ...]) -> tuple[str, ...]:
+    """IP addresses, each optionally ``ip:port`` or ``[v6]:port``."""
+    for item in value:
+        try:
+            ipaddress.ip_address(item)
+            continue
+        except ValueError:
+            pass
+        host, _port = split_host_port(item)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise Invalid(f"{item!r}: a name server is an IP address (optionally with :port)") from None
+    return value
+
+
 _SCANNER: dict[str, Check] = {
     "address": service_address,
     "timeout_seconds": seconds,
@@ -191,6 +207,8 @@ CHECKS: dict[str, dict[str, Check]] = {
     "domains": {"smtp_server": server_name_template, "pop_server": server_name_template},
     "logging": {"level": log_level},
     "paths": {},
+    "dns": {"nameservers": nameservers, "timeout_seconds": seconds},
+    "quarantine_links": {"secret_file": non_empty},
     "limits": {
         "max_message_bytes": int_range(65_536, 2**31 - 1),
         "max_header_fields": int_range(50, 100_000),
@@ -317,6 +335,11 @@ def load_runtime_conf(
     if not Path(geoip.database_path).is_absolute():
         tables["geoip"] = dataclasses.replace(
             geoip, database_path=str(_resolve(base, Path(geoip.database_path)))
+        )
+    links = tables["quarantine_links"]
+    if not Path(links.secret_file).is_absolute():
+        tables["quarantine_links"] = dataclasses.replace(
+            links, secret_file=str(_resolve(base, Path(links.secret_file)))
         )
     conf = RuntimeConf(**tables, source=Path(os.path.abspath(config_file)))
     _listener_clash(conf, values, file)

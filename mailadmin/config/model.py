@@ -58,6 +58,29 @@ class GeoipConf:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsConf:
+    """The resolver for the forwarding destination's mail exchanger check (SPEC §3).
+
+    ``nameservers`` empty: the system resolver (/etc/resolv.conf); else IP
+    addresses, each optionally with a port (``192.0.2.53:5353``, ``[2001:db8::53]:53``).
+    """
+
+    nameservers: tuple[str, ...] = ()
+    timeout_seconds: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineLinksConf:
+    """The one-click release/delete links of the quarantine notice (SPEC §8).
+
+    ``secret_file`` holds the HMAC key; created (random, mode 0600) when it does
+    not exist.  Several hosts serving the page must share the same file.
+    """
+
+    secret_file: str = "/var/lib/mailadmin/quarantine-link.key"
+
+
+@dataclass(frozen=True, slots=True)
 class ListenerConf:
     """A listener: ``unix:/abs/path`` or ``inet:host:port``; ``enabled`` false turns it off."""
 
@@ -139,6 +162,8 @@ class RuntimeConf:
     domains: DomainDefaultsConf
     logging: LoggingConf
     paths: PathsConf
+    dns: DnsConf = field(default_factory=DnsConf)
+    quarantine_links: QuarantineLinksConf = field(default_factory=QuarantineLinksConf)
     limits: LimitsConf = field(default_factory=LimitsConf)
     source: Path | None = None  # the file it was read from
 

@@ -774,6 +774,9 @@ def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path, *, database_u
         "MAILADMIN_PATHS_POLICIES_DIR": str(policies),
         "MAILADMIN_PATHS_FILTERS_DIR": str(filters),
         "MAILADMIN_LOGGING_LEVEL": "INFO",
+        # The loopback DNS server of the test run (tests/fixtures/dns_server.py).
+        "MAILADMIN_DNS_NAMESERVERS": os.environ.get("MAILADMIN_TEST_DNS_SERVER", ""),
+        "MAILADMIN_QUARANTINE_LINKS_SECRET_FILE": str(base / "quarantine-link.key"),
         **environ_overrides,
     }
     stack = Stack(base, postfix, sink, Daemon(base, environ), None, clamd, spamd, filters)

@@ -14,6 +14,7 @@ import pytest
 from mailadmin import paths
 from mailadmin.cli import EX_CONFIG, main
 from tests.fixtures.databases import Backend
+from tests.fixtures.dns_server import DnsServer
 
 REPO = paths.shipped("conf").parent
 
@@ -22,7 +23,8 @@ Run = Callable[..., tuple[int, str, str]]
 
 @pytest.fixture
 def cli(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        test_mmdb_path: Path, clamd_instance: Any, spamd_instance: Any) -> Iterator[Run]:
+        test_mmdb_path: Path, clamd_instance: Any, spamd_instance: Any,
+        dns_server: DnsServer) -> Iterator[Run]:
     """``mailadmin`` with the checkout's config, a fresh empty store (SQLite or
     PostgreSQL: ``db upgrade`` creates the schema) and the real scanners."""
     for name in list(__import__("os").environ):
@@ -34,6 +36,8 @@ def cli(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setenv("MAILADMIN_CLAMD_ADDRESS", clamd_instance.unix_address)
     monkeypatch.setenv("MAILADMIN_SPAMD_ADDRESS", spamd_instance.tcp_address)
     monkeypatch.setenv("MAILADMIN_WEB_BASE_URL", "https://mail.example.jp/")
+    monkeypatch.setenv("MAILADMIN_DNS_NAMESERVERS", dns_server.address)
+    monkeypatch.setenv("MAILADMIN_DNS_TIMEOUT_SECONDS", "1")
 
     def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
         if stdin is not None:
@@ -181,6 +185,27 @@ def test_overseas_unlock_and_restrict(cli: Run) -> None:
     assert json.loads(cli("rules", "export", "taro@example.jp")[1])["overseas_unlocked_until"]
     assert cli("overseas", "restrict", "taro@example.jp")[0] == 0
     assert json.loads(cli("rules", "export", "taro@example.jp")[1])["overseas_unlocked_until"] is None
+
+
+@pytest.mark.parametrize(("destination", "expected"), [
+    ("x@nullmx.test", "forwarding[1].address: The domain nullmx.test accepts no mail (null MX, RFC 7505)."),
+    ("x@txt-only.test", "forwarding[1].address: The domain txt-only.test has no mail exchanger"),
+    ("x@servfail.test", "forwarding[1].address: Could not check the mail exchanger of servfail.test"),
+    ("x@silent.test", "try again"),
+])
+def test_rules_import_checks_forwarding_domains(cli: Run, tmp_path: Path, destination: str, expected: str) -> None:
+    cli("mailbox", "add", "taro@example.jp")
+    doc = {"forwarding": [{"address": "ok@a-only.test", "keep_copy": True},
+                          {"address": destination, "keep_copy": False}]}
+    f = tmp_path / "rules.json"
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    code, _, err = cli("rules", "import", "taro@example.jp", str(f))
+    assert code == 1 and expected in err
+    assert json.loads(cli("rules", "export", "taro@example.jp")[1])["forwarding"] == []  # nothing written
+    doc["forwarding"] = doc["forwarding"][:1]
+    f.write_text(json.dumps(doc), encoding="utf-8")
+    assert cli("rules", "import", "taro@example.jp", str(f))[0] == 0
+    assert json.loads(cli("rules", "export", "taro@example.jp")[1])["forwarding"] == doc["forwarding"]
 
 
 # ---------------------------------------------------------------- dry-run

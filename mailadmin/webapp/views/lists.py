@@ -17,6 +17,8 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from mailadmin.errors import EntryError, NotFound, Problem
+from mailadmin.mailtext.entries import parse_forward_destination
+from mailadmin.services.dns import check_forward_destination
 from mailadmin.store import rules
 from mailadmin.store.snapshots import HEADER_CONDITIONS, MailboxRules
 from mailadmin.webapp.app import Page, page_of
@@ -212,7 +214,16 @@ async def _forward_parse(page: Page, form: Form) -> Pending:
     keep = form_text(form, "keep_copy")
     if keep not in ("yes", "no"):
         raise EntryError(Problem("keep_copy_missing", "Choose whether to keep a copy."))
-    return {"address": form_text(form, "address"), "keep_copy": keep == "yes"}
+    address = form_text(form, "address")
+    try:
+        normalised = parse_forward_destination(address, page.address, (), page.policy.limits)
+    except EntryError:
+        normalised = None  # the confirm step names every problem of the address itself
+    if normalised is not None:
+        # Before the confirm page (SPEC §3): the domain must take mail.  The done
+        # step trusts the signed pending change, so DNS is asked once per add.
+        await check_forward_destination(normalised, page.config.conf.dns)
+    return {"address": address, "keep_copy": keep == "yes"}
 
 
 def _forward_apply(session: Session, page: Page, pending: Pending) -> str:
