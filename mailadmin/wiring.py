@@ -21,6 +21,7 @@ from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.geoip import LazyCountryResolver
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.store import db, rules
+from mailadmin.store.rules_cache import RulesCache, sqlite_generation_reader
 from mailadmin.store.snapshots import MailboxRules
 
 
@@ -32,8 +33,17 @@ def utcnow() -> dt.datetime:
 class Store:
     url: str
     session_factory: sessionmaker[Session]
+    # In-memory snapshots, exact within a second (store/rules_cache.py); None: read every time.
+    rules_cache: RulesCache | None = None
+
+    def cached_rules(self, addresses: Sequence[str]) -> dict[str, MailboxRules] | None:
+        """From memory only (no database, no thread), or None."""
+        return self.rules_cache.cached(addresses) if self.rules_cache is not None else None
 
     def load_rules(self, addresses: Sequence[str]) -> dict[str, MailboxRules]:
+        """Blocking: for a worker thread."""
+        if self.rules_cache is not None:
+            return self.rules_cache.load(addresses)
         out: dict[str, MailboxRules] = {}
         with self.session_factory() as session:
             for address in addresses:
@@ -46,7 +56,11 @@ class Store:
 def open_store(config: Config) -> Store:
     database = config.conf.database
     engine = db.make_engine(database.url, pool_size=database.pool_size, max_overflow=database.max_overflow)
-    return Store(database.url, db.make_session_factory(engine))
+    factory = db.make_session_factory(engine)
+    cache = (RulesCache(factory, max_entries=database.rules_cache_entries,
+                        generation_reader=sqlite_generation_reader(engine))
+             if database.rules_cache_entries else None)
+    return Store(database.url, factory, cache)
 
 
 def make_clamd(config: Config) -> ClamdClient:
@@ -76,6 +90,7 @@ def make_engine(
     return Engine(
         config=config,
         load_rules=store.load_rules,
+        cached_rules=store.cached_rules,
         clamd=make_clamd(current),
         spamd=make_spamd(current),
         country_of=resolver.country,

@@ -58,6 +58,8 @@ from mailadmin.verdicts import (
 log = logging.getLogger(__name__)
 
 RulesLoader = Callable[[Sequence[str]], dict[str, MailboxRules]]
+# Snapshots from memory, or None when they must be loaded (store/rules_cache.py).
+CachedRules = Callable[[Sequence[str]], dict[str, MailboxRules] | None]
 CountryOf = Callable[[str], "str | None"]
 
 
@@ -162,13 +164,24 @@ class Engine:
         spamd: SpamScanner | None,
         country_of: CountryOf,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+        cached_rules: CachedRules | None = None,
     ) -> None:
         self._config = config
         self._load_rules = load_rules
+        self._cached_rules = cached_rules
         self.clamd = clamd
         self.spamd = spamd
         self._country_of = country_of
         self._clock = clock
+
+    async def _rules(self, addresses: Sequence[str]) -> dict[str, MailboxRules]:
+        """The snapshots of ``addresses``: from memory when the cache has them
+        (no thread hand-off), else loaded in a worker thread."""
+        if self._cached_rules is not None:
+            found = self._cached_rules(addresses)
+            if found is not None:
+                return found
+        return await asyncio.to_thread(self._load_rules, addresses)
 
     async def decide(self, envelope: Envelope, message: Message) -> Decision:
         config = self._config()
@@ -178,7 +191,7 @@ class Engine:
         sender = (envelope.sasl_username or "").lower()
         if sender:
             wanted.append(sender)
-        rules = await asyncio.to_thread(self._load_rules, wanted)
+        rules = await self._rules(wanted)
         scans = MessageScans(message, envelope, self.clamd, self.spamd)
 
         outbound: list[RecipientOutcome] | None = None
@@ -224,7 +237,7 @@ class Engine:
         sender = (envelope.sasl_username or "").lower()
         if not sender:
             return None
-        rules = await asyncio.to_thread(self._load_rules, [sender])
+        rules = await self._rules([sender])
         _, _, result = await self._overseas(envelope, rules.get(sender), self._config(), self._clock())
         log.debug("overseas sasl_username=%s client=%s result=%s", sender, envelope.client_address, result)
         if isinstance(result, Refused):

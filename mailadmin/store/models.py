@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -287,6 +288,16 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(400))
     failed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class RulesGeneration(Base):
+    """One row whose ``value`` database triggers bump on every change to a table
+    rules snapshots are read from (migration 0005), for store/rules_cache.py."""
+
+    __tablename__ = "rules_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class DeletedAddress(Base):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,7 +127,15 @@ async def test_a_change_on_the_page_governs_the_next_request(database_url: str, 
         assert (await ask(reader, writer, request(sasl_username=BOX, instance="b.1"))).startswith("554")
         with runtime.store.session_factory.begin() as s:
             rules.overseas_unlock(s, BOX, NOW, runtime.config().policies.default)
-        assert await ask(reader, writer, request(sasl_username=BOX, instance="b.2")) == "DUNNO"
+        # SPEC §10: within one second, in every process (the rules cache confirms
+        # its generation at least every half second; on SQLite at once).
+        deadline = time.monotonic() + 1.0
+        answers = []
+        while not answers or (answers[-1] != "DUNNO" and time.monotonic() < deadline):
+            answers.append(await ask(reader, writer, request(sasl_username=BOX, instance=f"b.{len(answers) + 2}")))
+            if answers[-1] != "DUNNO":
+                await asyncio.sleep(0.05)
+        assert answers[-1] == "DUNNO", answers
     finally:
         writer.close()
         server.close()
