@@ -39,7 +39,7 @@ async def end_of_data(runtime: PureRuntime, raw: bytes, mail_from: str, rcpts: l
     envelope.original_content = raw
     envelope.content = raw
     session = SmtpSession(asyncio.get_running_loop())
-    session.peer = ("127.0.0.1", 40000)
+    session.peer = ("127.0.0.1", 40000)  # type: ignore[assignment]  # aiosmtpd types it as str
     return await handler.handle_DATA(server, session, envelope)
 
 
