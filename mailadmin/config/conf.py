@@ -189,7 +189,8 @@ _SCANNER: dict[str, Check] = {
 _LISTENER: dict[str, Check] = {"listen": listen_address}
 
 CHECKS: dict[str, dict[str, Check]] = {
-    "database": {"url": database_url, "pool_size": int_range(1, 100), "max_overflow": int_range(0, 100)},
+    "database": {"url": database_url, "pool_size": int_range(1, 100), "max_overflow": int_range(0, 100),
+                 "rules_cache_entries": int_range(0, 10_000_000)},
     "clamd": _SCANNER,
     "spamd": _SCANNER,
     "relay": {

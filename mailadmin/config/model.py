@@ -24,6 +24,8 @@ class DatabaseConf:
     # open at a peak (SQLite ignores both).
     pool_size: int = 5
     max_overflow: int = 10
+    # Mailboxes whose rules a process keeps in memory (0: read them per message).
+    rules_cache_entries: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
