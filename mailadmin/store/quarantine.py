@@ -8,6 +8,16 @@ the notice job asks for the items not yet announced.
 
 Every function that takes ``mailbox`` treats an item of another mailbox as
 nonexistent: the web UI passes the logged-in mailbox, the CLI passes None.
+
+``search_items`` gives the page one page of a quarantine that may hold
+thousands of items, filtered by sender or subject.  The subject is stored as
+received (RFC 2047 encoded words), so the filter compares decoded, NFKC-folded
+text in Python over the list columns only (never the messages): full-width and
+half-width forms and case match each other, as in the subject reject list.
+
+Mail caught by the virus scan is never held here (it is dropped and reported,
+SPEC §7); ``release_item`` refuses an item whose reason says it is infected all
+the same, whichever path asks.
 """
 
 from __future__ import annotations
@@ -17,11 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from mailadmin.errors import NotFound
+from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.mailtext.addresses import canonical_address
+from mailadmin.mailtext.headers import decode_header_value, normalize_for_match
 from mailadmin.store import outbox
 from mailadmin.store.mailboxes import mailbox_row
 from mailadmin.store.models import Mailbox, QuarantineItem
@@ -106,6 +117,54 @@ def list_items(session: Session, mailbox: str | None) -> list[QuarantineInfo]:
     return [_info(row) for row in session.execute(query)]
 
 
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of a filtered quarantine list."""
+
+    items: list[QuarantineInfo]
+    total: int     # items matching the filter
+    offset: int    # index of the first item shown
+
+
+def _matches(info: QuarantineInfo, needle: str) -> bool:
+    return (needle in normalize_for_match(info.sender)
+            or needle in normalize_for_match(decode_header_value(info.subject)))
+
+
+def search_items(session: Session, mailbox: str, query: str = "", *,
+                 offset: int = 0, limit: int = 50) -> SearchPage:
+    """Items of ``mailbox``, newest first, whose sender or decoded subject
+    contains ``query`` (all when empty); ``limit`` of them from ``offset``.
+    An offset past the end gives the last page."""
+    needle = normalize_for_match(query.strip())
+    if not needle:
+        counted = (select(func.count(QuarantineItem.id))
+                   .join(Mailbox, QuarantineItem.mailbox_id == Mailbox.id)
+                   .where(Mailbox.address == canonical_address(mailbox)))
+        total = session.scalar(counted) or 0
+        offset = _clamp(offset, total, limit)
+        query_rows = (select(*_INFO_COLUMNS).join(Mailbox, QuarantineItem.mailbox_id == Mailbox.id)
+                      .where(Mailbox.address == canonical_address(mailbox))
+                      .order_by(QuarantineItem.received_at.desc(), QuarantineItem.id.desc())
+                      .offset(offset).limit(limit))
+        return SearchPage([_info(row) for row in session.execute(query_rows)], total, offset)
+    found = [i for i in list_items(session, mailbox) if _matches(i, needle)]
+    offset = _clamp(offset, len(found), limit)
+    return SearchPage(found[offset:offset + limit], len(found), offset)
+
+
+def _clamp(offset: int, total: int, limit: int) -> int:
+    if total == 0:
+        return 0
+    last = (total - 1) // limit * limit
+    return max(0, min(offset - offset % limit, last))
+
+
+def is_infected(reason: str) -> bool:
+    """Whether an item's reason says the virus scan found it infected."""
+    return reason.split(":", 1)[0] in ("infected", "virus_scan", "virus")
+
+
 def _item(session: Session, item_id: int, mailbox: str | None) -> QuarantineItem:
     query = select(QuarantineItem).where(QuarantineItem.id == item_id)
     if mailbox is not None:
@@ -145,6 +204,9 @@ def release_item(
     """Send the item to its mailbox's inbox through the outbox and remove it from the
     quarantine; returns the outbox id."""
     item = _item(session, item_id, mailbox)
+    if is_infected(item.reason):
+        raise EntryError(Problem("quarantine_infected",
+                                 "Mail the virus scan found infected can never be released."))
     owner = session.get(Mailbox, item.mailbox_id)
     assert owner is not None  # the foreign key guarantees it
     outbox_id = outbox.enqueue(

@@ -1,5 +1,10 @@
 """The quarantine (迷惑メールフォルダ, SPEC §4, §8): list, safe view, release, delete.
 
+The list is searched by sender or subject and shown a page at a time
+(``?q=…&page=N``), so a quarantine of thousands of items stays usable; items
+ticked on the list are released or deleted together through one
+input → 確認 → 完了 flow, in one transaction (all of them or none).
+
 A quarantined message is attacker-controlled: the view shows only its
 decoded headers and text, escaped by the templates; HTML is reduced to its
 text, nothing remote is loaded (the page's CSP allows no other origin
@@ -17,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy.orm import Session
@@ -24,7 +30,7 @@ from sqlalchemy.orm import Session
 from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.mailtext.headers import decode_header_value
 from mailadmin.store import quarantine
-from mailadmin.store.quarantine import QuarantineInfo
+from mailadmin.store.quarantine import QuarantineInfo, SearchPage
 from mailadmin.webapp.app import Page, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 from mailadmin.webapp.views.account import local_time
@@ -32,6 +38,10 @@ from mailadmin.webapp.views.account import local_time
 # A huge text part is cut: the page is for deciding, not reading a book.
 MAX_SHOWN_TEXT_CHARS = 100_000
 REASON_RULES = ("reject_sender", "reject_subject", "header_conditions", "site_block", "spam")
+PAGE_SIZE = 50
+# Items one release or delete may name: two full pages.
+MAX_SELECTED = 2 * PAGE_SIZE
+MAX_QUERY_CHARS = 320
 
 
 def reason_text(page: Page, reason: str) -> str:
@@ -61,21 +71,53 @@ class ListRow:
     days_left: int
 
 
-async def _items(page: Page) -> list[QuarantineInfo]:
+@dataclass(frozen=True)
+class Pager:
+    query: str
+    number: int    # 1-based
+    pages: int
+    first: int     # 1-based index of the first row shown
+    last: int
+    total: int
+
+    def href(self, number: int) -> str:
+        params = {"page": str(number)}
+        if self.query:
+            params["q"] = self.query
+        return "?" + urlencode(params)
+
+
+def _search_args(request: web.Request) -> tuple[str, int]:
+    query = request.query.get("q", "")[:MAX_QUERY_CHARS]
+    try:
+        number = max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        number = 1
+    return query, number
+
+
+async def _search(page: Page, query: str, number: int) -> SearchPage:
     address = page.address
 
-    def load(session: Session) -> list[QuarantineInfo]:
-        return quarantine.list_items(session, address)
+    def load(session: Session) -> SearchPage:
+        return quarantine.search_items(session, address, query,
+                                       offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
 
     return await page.state.db(load)
 
 
 async def render_list(page: Page, form: Form | None, problems: Sequence[str]) -> web.StreamResponse:
     now = page.state.clock()
+    query, number = _search_args(page.request)
+    found = await _search(page, query, number)
     rows = [ListRow(i, local_time(page, i.received_at), i.sender, decode_header_value(i.subject),
                     reason_text(page, i.reason), days_left(now, i.expires_at))
-            for i in await _items(page)]
-    return page.render("quarantine/index.html", rows=rows, problems=list(problems),
+            for i in found.items]
+    pager = Pager(query, found.offset // PAGE_SIZE + 1, max(1, math.ceil(found.total / PAGE_SIZE)),
+                  found.offset + 1 if rows else 0, found.offset + len(rows), found.total)
+    selected = set(form.getall("id", [])) if form is not None else set()
+    return page.render("quarantine/index.html", rows=rows, problems=list(problems), pager=pager,
+                       query=query, selected=selected,
                        retention_days=page.policy.quarantine.retention_days,
                        status=400 if problems else 200)
 
@@ -203,37 +245,67 @@ async def show_item(request: web.Request) -> web.StreamResponse:
                        days_left=days_left(now, info.expires_at))
 
 
-async def _parse_id(page: Page, form: Form) -> Pending:
-    try:
-        return {"id": int(form_text(form, "id"))}
-    except ValueError:
-        raise EntryError(Problem("not_found", "It no longer exists.")) from None
+async def _parse_ids(page: Page, form: Form) -> Pending:
+    """The ticked items (``id`` once per item; the item page sends one)."""
+    ids: list[int] = []
+    for value in form.getall("id", []):
+        try:
+            item_id = int(value) if isinstance(value, str) else -1
+        except ValueError:
+            item_id = -1
+        if item_id < 0:
+            raise EntryError(Problem("not_found", "It no longer exists."))
+        if item_id not in ids:
+            ids.append(item_id)
+    if not ids:
+        raise EntryError(Problem("quarantine_none_selected", "Select the mail to act on."))
+    if len(ids) > MAX_SELECTED:
+        raise EntryError(Problem("quarantine_too_many_selected",
+                                 f"Select at most {MAX_SELECTED} messages at a time.",
+                                 {"max_count": MAX_SELECTED}))
+    return {"ids": ids}
+
+
+def _ids(pending: Pending) -> list[int]:
+    raw = pending.get("ids", [pending["id"]] if "id" in pending else [])
+    return [int(i) for i in raw]
+
+
+def describe_items(page: Page, infos: Sequence[QuarantineInfo]) -> list[Row]:
+    if len(infos) == 1:
+        (info,) = infos
+        return [(page.t("quarantine.date"), [local_time(page, info.received_at)]),
+                (page.t("quarantine.sender"), [info.sender]),
+                (page.t("quarantine.subject"), [decode_header_value(info.subject)])]
+    rows: list[Row] = [(page.t("quarantine.selected_count"), [page.t("quarantine.count", count=len(infos))])]
+    for info in infos:
+        rows.append((local_time(page, info.received_at),
+                     [info.sender, decode_header_value(info.subject) or page.t("quarantine.no_subject")]))
+    return rows
 
 
 def _describe(page: Page, pending: Pending, result: Any) -> list[Row]:
-    info = result if isinstance(result, QuarantineInfo) else None
-    if info is None:
-        return []
-    return [(page.t("quarantine.date"), [local_time(page, info.received_at)]),
-            (page.t("quarantine.sender"), [info.sender]),
-            (page.t("quarantine.subject"), [decode_header_value(info.subject)])]
+    infos = [i for i in result if isinstance(i, QuarantineInfo)] if isinstance(result, list) else []
+    return describe_items(page, infos) if infos else []
 
 
-def _release(session: Session, page: Page, pending: Pending) -> QuarantineInfo:
-    info = quarantine.get_item(session, pending["id"], page.address)
-    quarantine.release_item(session, pending["id"], page.address, now=page.state.clock())
-    return info
+def _release(session: Session, page: Page, pending: Pending) -> list[QuarantineInfo]:
+    infos = [quarantine.get_item(session, i, page.address) for i in _ids(pending)]
+    for info in infos:
+        quarantine.release_item(session, info.id, page.address, now=page.state.clock())
+    return infos
 
 
-def _delete(session: Session, page: Page, pending: Pending) -> QuarantineInfo:
-    info = quarantine.get_item(session, pending["id"], page.address)
-    quarantine.delete_item(session, pending["id"], page.address)
-    return info
+def _delete(session: Session, page: Page, pending: Pending) -> list[QuarantineInfo]:
+    infos = [quarantine.get_item(session, i, page.address) for i in _ids(pending)]
+    for info in infos:
+        quarantine.delete_item(session, info.id, page.address)
+    return infos
 
 
 RELEASE = Flow("/quarantine/release", "quarantine.release_title", _release, _describe,
-               "/quarantine", render_list, _parse_id, confirm_button="button.ok",
+               "/quarantine", render_list, _parse_ids, confirm_button="button.ok",
                done_note="quarantine.released_note")
 DELETE = Flow("/quarantine/delete", "quarantine.delete_title", _delete, _describe,
-              "/quarantine", render_list, _parse_id, confirm_button="button.ok")
+              "/quarantine", render_list, _parse_ids, confirm_button="button.ok")
 
