@@ -5,6 +5,8 @@
 # $MAILBOXES mailboxes (bench/populate.py), scanners off, as:
 #   M   milter over loopback TCP        MU  milter over a unix socket
 #   P   Postfix policy delegation
+# ENQ (a no-op asyncio milter with the same no-reply flags and TCP_QUICKACK) is
+# in the default configs: the milter's goal is stated against it.
 #
 #   bash bench/run.sh [harness options, e.g. --rounds 3 --messages 3000]
 # Results: bench/harness/results/<stamp>-mailadmin/summary.md
@@ -33,11 +35,11 @@ serve() {  # serve ROLE VAR=VALUE...
 }
 
 cd bench/harness
-exec ./run.sh --configs ${CONFIGS:-A,B,CU,D} --rounds ${ROUNDS:-3} --messages ${MESSAGES:-3000} --tag mailadmin \
+exec ./run.sh --configs ${CONFIGS:-A,B,CU,D,ENQ} --rounds ${ROUNDS:-3} --messages ${MESSAGES:-3000} --tag mailadmin \
     --milter inet:127.0.0.1:21200 \
-    --milter-cmd "$(serve milter MAILADMIN_MILTER_LISTEN=inet:127.0.0.1:21200)" \
+    --milter-cmd "$(serve milter MAILADMIN_MILTER_LISTEN=inet:127.0.0.1:21200 MAILADMIN_METRICS_LISTEN=inet:127.0.0.1:21210)" \
     --milter-unix "unix:$work/milter.sock" \
-    --milter-unix-cmd "$(serve milter MAILADMIN_MILTER_LISTEN=unix:$work/milter.sock)" \
+    --milter-unix-cmd "$(serve milter MAILADMIN_MILTER_LISTEN=unix:$work/milter.sock MAILADMIN_METRICS_LISTEN=inet:127.0.0.1:21211)" \
     --policy inet:127.0.0.1:21201 \
-    --policy-cmd "$(serve policy MAILADMIN_POSTFIX_POLICY_LISTEN=inet:127.0.0.1:21201)" \
+    --policy-cmd "$(serve policy MAILADMIN_POSTFIX_POLICY_LISTEN=inet:127.0.0.1:21201 MAILADMIN_METRICS_LISTEN=inet:127.0.0.1:21212)" \
     "$@"
