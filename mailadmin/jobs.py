@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from mailadmin import metrics
+from mailadmin import metrics, quarantine_links
 from mailadmin.config.model import Config
 from mailadmin.engine.envelope import MessageInfo
 from mailadmin.errors import NotFound, ServiceError, ServiceProtocolError, ServiceUnavailable
@@ -317,9 +317,16 @@ async def send_quarantine_notices(runtime: Runtime) -> int:
         zone = config.policies.for_domain(domain_of(mailbox)).auto_reply.timezone
         infos = [MessageInfo(sender=i.sender, subject=i.subject, date=_shown_date(i.received_at, zone))
                  for i in items]
+        # Each item's signed one-click links (SPEC §8), valid until its retention ends.
+        secret = quarantine_links.load_secret(config.conf.quarantine_links.secret_file)
+        base = config.conf.web.base_url
+        links = [(base + quarantine_links.link_path(secret, "release", i.id, i.mailbox, i.expires_at),
+                  base + quarantine_links.link_path(secret, "delete", i.id, i.mailbox, i.expires_at))
+                 for i in items]
         notice = compose_quarantine_notice(
             mailbox, infos, config.conf.web.base_url,
             postmaster=f"postmaster@{domain_of(mailbox)}", now=now,
+            links=links,
         )
         ids = [i.id for i in items]
 

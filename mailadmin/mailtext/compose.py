@@ -346,19 +346,28 @@ def compose_quarantine_notice(
     *,
     postmaster: str,
     now: dt.datetime | None = None,
+    links: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """The notice listing newly quarantined mail (SPEC §8), Japanese and English,
-    with the link to the quarantine page."""
+    with the link to the quarantine page.  ``links`` holds, item by item, the
+    signed (release, delete) URLs of ``mailadmin/quarantine_links.py``."""
     count = len(items)
     shown_mailbox = _one_line(mailbox, 320)
     listing: list[str] = []
     for number, item in enumerate(items[:_MAX_NOTICE_ITEMS], start=1):
-        listing.append(
+        entry = (
             f"[{number}]\n"
             f"  日付 / Date      : {_one_line(item.date) or '-'}\n"
             f"  差出人 / From    : {_one_line(item.sender) or '-'}\n"
             f"  件名 / Subject   : {_one_line(item.subject) or '-'}\n"
         )
+        if number <= len(links):
+            release, delete = links[number - 1]
+            entry += (
+                f"  受信箱へ戻す / Release : {_one_line(release, 2000)}\n"
+                f"  削除 / Delete          : {_one_line(delete, 2000)}\n"
+            )
+        listing.append(entry)
     if count > _MAX_NOTICE_ITEMS:
         rest = count - _MAX_NOTICE_ITEMS
         listing.append(f"ほか {rest} 通 / and {rest} more\n")
@@ -366,12 +375,19 @@ def compose_quarantine_notice(
         f"{shown_mailbox} 様\n\n"
         f"お客さま宛てのメールのうち、次の {count} 通を迷惑メールフォルダに隔離しました。\n"
         "隔離したメールの確認、受信箱への移動、削除は、メールアカウント管理ページで行えます。\n"
-        "隔離したメールは保存期間を過ぎると自動的に削除されます。\n\n"
+        "隔離したメールは保存期間を過ぎると自動的に削除されます。\n"
+        + ("各メールのリンクからも、ログインせずにそのメールだけを受信箱へ戻す・削除することができます"
+           "（確認画面が開きます。リンクは保存期間の終わりまで、1 回だけ使えます）。\n" if links else "")
+        + "\n"
         f"{count} message(s) addressed to {shown_mailbox} were put in quarantine "
         "(迷惑メールフォルダ).\n"
         "You can view them, release them to your inbox or delete them on the mail "
         "account page.\n"
-        "Quarantined mail is deleted automatically after the retention period.\n\n"
+        "Quarantined mail is deleted automatically after the retention period.\n"
+        + ("Each message's links release or delete that one message without logging in "
+           "(a confirm page opens first; each link works once, until the retention period ends).\n"
+           if links else "")
+        + "\n"
         + "\n".join(listing)
         + "\n"
         f"メールアカウント管理ページ / Mail account page:\n{_one_line(page_url, 2000)}\n\n"

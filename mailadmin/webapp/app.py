@@ -73,6 +73,9 @@ SECURITY_HEADERS = {
 PUBLIC_PATHS = ("/login", "/reset", "/reset/code", "/lang/")
 # The password reset by code (seed 000) is for those who can't log in.
 PUBLIC_EXACT_PATHS = ("/login", "/reset", "/reset/code")
+# The quarantine notice's signed release/delete links: the signature is the
+# permission, for one item (webapp/views/quarantine.py).
+PUBLIC_LINK_PREFIX = "/q/"
 FORCED_CHANGE_PATHS = ("/password", "/logout", "/lang/")
 
 
@@ -278,7 +281,8 @@ async def session_and_language(request: web.Request, handler: Handler) -> web.St
             page.login = found[1]
             page.mailbox = found[2]
 
-    public = relative in PUBLIC_EXACT_PATHS or relative.startswith("/lang/")
+    public = (relative in PUBLIC_EXACT_PATHS or relative.startswith("/lang/")
+              or relative.startswith(PUBLIC_LINK_PREFIX))
     if page.mailbox is None:
         page.csrf = request.cookies.get(PRE_CSRF_COOKIE, "")
         if not public:

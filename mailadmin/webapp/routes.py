@@ -56,6 +56,9 @@ def add_routes(app: web.Application, prefix: str, static_dir: Path) -> None:
         web.get(p + "/quarantine/item/{item_id}", quarantine.show_item),
         *quarantine.RELEASE.routes(p),
         *quarantine.DELETE.routes(p),
+        # The quarantine notice's signed links: public, a confirm page before any action.
+        web.get(p + "/q/{action}/{item_id}/{expiry}/{sig}", quarantine.link_confirm),
+        web.post(p + "/q/{action}/{item_id}/{expiry}/{sig}", quarantine.link_act),
         # 契約のメールアカウント管理 (admin mailboxes only)
         *contract.routes(p),
         # 連絡先メールアドレス (the login's own) and パスワードをお忘れの方 (public)

@@ -38,6 +38,7 @@ def cli(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.setenv("MAILADMIN_WEB_BASE_URL", "https://mail.example.jp/")
     monkeypatch.setenv("MAILADMIN_DNS_NAMESERVERS", dns_server.address)
     monkeypatch.setenv("MAILADMIN_DNS_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("MAILADMIN_QUARANTINE_LINKS_SECRET_FILE", str(tmp_path / "quarantine-link.key"))
 
     def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
         if stdin is not None:

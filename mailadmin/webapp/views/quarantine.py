@@ -5,6 +5,10 @@ The list is searched by sender or subject and shown a page at a time
 ticked on the list are released or deleted together through one
 input → 確認 → 完了 flow, in one transaction (all of them or none).
 
+The signed links of the quarantine notice (``mailadmin/quarantine_links.py``)
+open a confirm page without logging in; only its POST releases or deletes,
+and only that one item.
+
 A quarantined message is attacker-controlled: the view shows only its
 decoded headers and text, escaped by the templates; HTML is reduced to its
 text, nothing remote is loaded (the page's CSP allows no other origin
@@ -26,12 +30,16 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from mailadmin import quarantine_links
+from mailadmin.quarantine_links import LinkState
 
 from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.mailtext.headers import decode_header_value
 from mailadmin.store import quarantine
 from mailadmin.store.quarantine import QuarantineInfo, SearchPage
-from mailadmin.webapp.app import Page, page_of
+from mailadmin.webapp.app import Page, new_pre_csrf, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 from mailadmin.webapp.views.account import local_time
 
@@ -309,3 +317,91 @@ RELEASE = Flow("/quarantine/release", "quarantine.release_title", _release, _des
 DELETE = Flow("/quarantine/delete", "quarantine.delete_title", _delete, _describe,
               "/quarantine", render_list, _parse_ids, confirm_button="button.ok")
 
+
+
+# ---------------------------------------------------------------- one-click links of the notice
+
+
+@dataclass(frozen=True)
+class _LinkTarget:
+    action: str
+    item_id: int
+    expiry: int
+    sig: str
+
+
+def _link_target(request: web.Request) -> _LinkTarget:
+    try:
+        return _LinkTarget(request.match_info["action"], int(request.match_info["item_id"]),
+                           int(request.match_info["expiry"]), request.match_info["sig"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+
+
+def _check_link(session: Session, page: Page, target: _LinkTarget) -> tuple[LinkState, QuarantineInfo | None]:
+    secret = quarantine_links.load_secret(page.config.conf.quarantine_links.secret_file)
+    try:
+        info: QuarantineInfo | None = quarantine.get_item(session, target.item_id)
+    except NotFound:
+        info = None
+    state = quarantine_links.verify(
+        secret, target.action, target.item_id, target.expiry, target.sig,
+        item_mailbox=info.mailbox if info else None, item_expires_at=info.expires_at if info else None,
+        now=page.state.clock(),
+    )
+    return state, info if state is LinkState.VALID else None
+
+
+def _link_refused(page: Page, state: LinkState) -> web.Response:
+    status = {LinkState.ALTERED: 403, LinkState.EXPIRED: 410, LinkState.USED: 410}.get(state, 400)
+    return page.render("quarantine/link_refused.html", status=status,
+                       message=page.t(f"quarantine_link.{state.value}"))
+
+
+async def link_confirm(request: web.Request) -> web.StreamResponse:
+    """GET: what the link would do, and a button; nothing happens yet."""
+    page = page_of(request)
+    target = _link_target(request)
+    state, info = await page.state.db_dry(lambda s: _check_link(s, page, target))
+    if info is None:
+        return _link_refused(page, state)
+    if target.action == "release" and quarantine.is_infected(info.reason):
+        return page.render("quarantine/link_refused.html", status=403,
+                           message=page.t("problem.quarantine_infected"))
+    new_pre_csrf(page)
+    response = page.render("quarantine/link_confirm.html", action=target.action,
+                           rows=describe_items(page, [info]), mailbox_address=info.mailbox,
+                           reason=reason_text(page, info.reason))
+    # A scanner or a proxy must not keep the page: it holds the item's details.
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+async def link_act(request: web.Request) -> web.StreamResponse:
+    """POST from the confirm page: release or delete that one item, once."""
+    page = page_of(request)
+    target = _link_target(request)
+    now = page.state.clock()
+
+    def act(session: Session) -> tuple[LinkState, QuarantineInfo | None]:
+        state, info = _check_link(session, page, target)
+        if info is None:
+            return state, None
+        if target.action == "release":
+            quarantine.release_item(session, info.id, info.mailbox, now=now)
+        else:
+            quarantine.delete_item(session, info.id, info.mailbox)
+        return state, info
+
+    try:
+        state, info = await page.state.db(act)
+    except EntryError as exc:  # infected: never released
+        return page.render("quarantine/link_refused.html", status=403,
+                           message=" ".join(page.problems(exc.problems)))
+    except (NotFound, StaleDataError):
+        # The same link pressed twice at once: the other press did it.
+        state, info = LinkState.USED, None
+    if info is None:
+        return _link_refused(page, state)
+    return page.render("quarantine/link_done.html", action=target.action,
+                       rows=describe_items(page, [info]), mailbox_address=info.mailbox)

@@ -340,6 +340,20 @@ def test_quarantine_notice_caps_a_long_list() -> None:
     assert "50" in text and "more" in text
 
 
+def test_quarantine_notice_lists_each_items_links() -> None:
+    items = [MessageInfo(f"s{i}@example.net", f"subject {i}", "d") for i in range(2)]
+    links = [(f"https://p.example/q/release/{i}/9/{'a' * 64}", f"https://p.example/q/delete/{i}/9/{'b' * 64}")
+             for i in range(2)]
+    text = parse(compose_quarantine_notice(MAILBOX, items, "https://p.example/", postmaster=POSTMASTER,
+                                           now=NOW, links=links)).get_content()
+    first, second = text.split("[1]")[1].split("[2]")
+    assert links[0][0] in first and links[0][1] in first and links[1][0] in second
+    assert "ログインせずに" in text and "without logging in" in text
+    plain = parse(compose_quarantine_notice(MAILBOX, items, "https://p.example/", postmaster=POSTMASTER,
+                                            now=NOW)).get_content()
+    assert "/q/" not in plain and "without logging in" not in plain
+
+
 # ---------------------------------------------------------------- spam tagging (SPEC §8)
 
 BODY = "本文はそのまま。\n".encode("utf-8") + b"\xff\xfe raw bytes\r\n"
