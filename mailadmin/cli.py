@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         return gp.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
 
     sp = cmd(sub, "serve", cmd_serve, "run the daemon (every role, or one)")
-    sp.add_argument("role", nargs="?", default="all", choices=["all", "milter", "policy", "filter", "web", "jobs"], help="which role to run")
+    sp.add_argument("role", nargs="?", default="all", choices=["all", "milter", "policy", "filter", "web", "srs", "jobs"], help="which role to run")
     sp.add_argument("--once", action="store_true", help="run the background jobs once and exit")
     cmd(sub, "check-config", cmd_check_config, "validate conf/, policies/ and filters/")
 

@@ -103,6 +103,12 @@ def _filter() -> Starter:
     return start_content_filter
 
 
+def _srs() -> Starter:
+    from mailadmin.srs_bounce import start_srs_bounce
+
+    return start_srs_bounce
+
+
 def _web() -> Starter:
     from mailadmin.webapp.app import start_web
 
@@ -118,6 +124,8 @@ LISTENER_ROLES: tuple[ListenerRole, ...] = (
         "filter", lambda c: c.conf.content_filter.enabled, lambda c: c.conf.content_filter.listen, _filter
     ),
     ListenerRole("web", lambda c: c.conf.web.enabled, lambda c: c.conf.web.listen, _web),
+    # Bounces to SRS addresses of forwarded copies (SPEC §3), on when [srs] is.
+    ListenerRole("srs", lambda c: c.conf.srs.enabled, lambda c: c.conf.srs.listen, _srs),
 )
 ROLES = ("all", *(r.name for r in LISTENER_ROLES), "jobs")
 # Roles that decide on submissions and so may run the overseas check: they open

@@ -17,6 +17,7 @@ from mailadmin.config.model import Config
 from mailadmin.engine.decide import ContentGroup, Decision, Engine
 from mailadmin.engine.envelope import Message
 from mailadmin.engine.execute import execute
+from mailadmin.mailtext.srs import SrsRewriter
 from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.geoip import LazyCountryResolver
 from mailadmin.services.spamd import SpamdClient
@@ -98,6 +99,14 @@ def make_engine(
     )
 
 
+def srs_rewriter(config: Config) -> SrsRewriter | None:
+    """The SRS rewriter of ``[srs]`` (SPEC §3), or None when SRS is off."""
+    srs = config.conf.srs
+    if not srs.enabled:
+        return None
+    return SrsRewriter(srs.domain, srs.secrets, srs.max_age_days)
+
+
 @dataclass
 class Runtime:
     """Everything an MTA-facing role needs, built once per process.
@@ -121,6 +130,7 @@ class Runtime:
             clamd=self.engine.clamd,
             now=self.clock(),
             reinject=reinject,
+            srs=srs_rewriter(self.config()),
         )
         self.outbox_wakeup.set()
 

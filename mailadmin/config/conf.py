@@ -208,18 +208,31 @@ CHECKS: dict[str, dict[str, Check]] = {
     "domains": {"smtp_server": server_name_template, "pop_server": server_name_template},
     "logging": {"level": log_level},
     "paths": {},
-    "dns": {"nameservers": nameservers, "timeout_seconds": seconds},
-    "quarantine_links": {"secret_file": non_empty},
     "limits": {
         "max_message_bytes": int_range(65_536, 2**31 - 1),
         "max_header_fields": int_range(50, 100_000),
         "max_header_bytes": int_range(16_384, 64 * 1024 * 1024),
         "max_mime_depth": int_range(5, 100),
     },
+    "dns": {"nameservers": nameservers, "timeout_seconds": seconds},
+    "quarantine_links": {"secret_file": non_empty},
+    "srs": {"listen": listen_address, "max_age_days": int_range(1, 1000)},
 }
 
 
-TABLE_CHECKS: dict[str, TableCheck] = {}
+def _srs_table(srs: Any) -> tuple[tuple[str, ...], str] | None:
+    if srs.domain and not _is_hostname(srs.domain):
+        return ("domain",), f"{srs.domain!r} is not a domain name"
+    if any(len(s) < 16 for s in srs.secrets):
+        return ("secrets",), "every secret must be at least 16 characters long"
+    if srs.enabled and not srs.domain:
+        return ("domain", "enabled"), "SRS is enabled: set the domain forwarded copies are sent from"
+    if srs.enabled and not srs.secrets:
+        return ("secrets", "enabled"), "SRS is enabled: set at least one secret"
+    return None
+
+
+TABLE_CHECKS: dict[str, TableCheck] = {"srs": _srs_table}
 
 
 # ------------------------------------------------------------------ environment

@@ -72,6 +72,22 @@ class DnsConf:
 
 
 @dataclass(frozen=True, slots=True)
+class SrsConf:
+    """The Sender Rewriting Scheme of forwarded copies (SPEC §3).
+
+    ``secrets``: the first signs new addresses; the others (previous ones,
+    after a rotation) are still accepted when a bounce comes back.
+    ``listen``: where the MTA hands over mail for ``domain`` (the bounces).
+    """
+
+    enabled: bool = False
+    domain: str = ""
+    secrets: tuple[str, ...] = ()
+    max_age_days: int = 21
+    listen: str = "inet:127.0.0.1:10027"
+
+
+@dataclass(frozen=True, slots=True)
 class QuarantineLinksConf:
     """The one-click release/delete links of the quarantine notice (SPEC §8).
 
@@ -166,6 +182,7 @@ class RuntimeConf:
     paths: PathsConf
     dns: DnsConf = field(default_factory=DnsConf)
     quarantine_links: QuarantineLinksConf = field(default_factory=QuarantineLinksConf)
+    srs: SrsConf = field(default_factory=SrsConf)
     limits: LimitsConf = field(default_factory=LimitsConf)
     source: Path | None = None  # the file it was read from
 

@@ -29,6 +29,7 @@ from mailadmin.engine.effects import (
 from mailadmin.engine.envelope import Message
 from mailadmin.engine.scans import VirusScanner, infected_parts
 from mailadmin.mailtext.compose import add_header, compose_auto_reply, compose_virus_report, tag_spam
+from mailadmin.mailtext.srs import SrsRewriter
 from mailadmin.store import claims, outbox, quarantine
 
 
@@ -70,17 +71,21 @@ async def execute(
     now: dt.datetime,
     reinject: Sequence[ContentGroup] = (),
     postmaster: str = "postmaster",
+    srs: SrsRewriter | None = None,
 ) -> None:
-    """Write every database effect of ``decision``; enqueue ``reinject`` groups' copies."""
+    """Write every database effect of ``decision``; enqueue ``reinject`` groups' copies.
+    With ``srs``, forwarded copies leave with the SRS-rewritten sender (SPEC §3)."""
     reports = await _prepare_reports(decision, message, clamd, postmaster)
-    await asyncio.to_thread(_write, decision, message, reports, session_factory, now, reinject)
+    await asyncio.to_thread(_write, decision, message, reports, session_factory, now, reinject, srs)
 
 
 def _write(decision: Decision, message: Message, reports: list[tuple[VirusReportTo, bytes]],
            session_factory: Callable[[], Session], now: dt.datetime,
-           reinject: Sequence[ContentGroup]) -> None:
+           reinject: Sequence[ContentGroup], srs: SrsRewriter | None = None) -> None:
     env = decision.envelope
     sender = env.mail_from
+    # Only forwards are rewritten: they leave from our servers for another domain.
+    forward_sender = srs.forward(sender) if srs is not None else sender
     subject = message.subject or ""
     replies = {"sent": 0, "already_replied": 0}  # counted once the transaction commits
     with session_factory() as session, session.begin():
@@ -95,7 +100,7 @@ def _write(decision: Decision, message: Message, reports: list[tuple[VirusReport
                 elif isinstance(effect, ForwardTo):
                     copy = render_copy(message.raw, o.content_changes)
                     copy = add_header(copy, LOOP_HEADER, o.recipient)
-                    outbox.enqueue(session, purpose="forward", mail_from=sender,
+                    outbox.enqueue(session, purpose="forward", mail_from=forward_sender,
                                    rcpt_tos=list(effect.addresses), message=copy, now=now)
                 elif isinstance(effect, AutoReplyTo):
                     window = dt.timedelta(hours=effect.window_hours)

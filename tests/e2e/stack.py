@@ -63,6 +63,8 @@ POSTFIX_SNIPPETS = REPO_ROOT / "conf" / "postfix"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05
 DOMAIN = "example.jp"
+# Forwarded copies leave with SRS0 senders here; Postfix routes it back to mailadmin.
+SRS_DOMAIN = "srs.e2e.test"
 
 
 class Timeout(AssertionError):
@@ -196,6 +198,8 @@ class Postfix:
     policy_port: int
     filter_port: int
     sasl_port: int
+    # mailadmin's SRS bounce listener: mail to SRS_DOMAIN goes there (conf/postfix/main.cf.srs).
+    srs_port: int = 0
     ports: dict[str, int] = field(default_factory=dict)
     relay_enabled: bool = True
 
@@ -216,7 +220,9 @@ class Postfix:
         return (text.replace("unix:/mailadmin/milter.sock", f"unix:{self.milter_socket}")
                     .replace("inet:127.0.0.1:10040", f"inet:127.0.0.1:{self.policy_port}")
                     .replace("127.0.0.1:10026", f"127.0.0.1:{self.ports['relay']}")
-                    .replace("[127.0.0.1]:10025", f"[127.0.0.1]:{self.filter_port}"))
+                    .replace("[127.0.0.1]:10025", f"[127.0.0.1]:{self.filter_port}")
+                    .replace("srs.example.jp", SRS_DOMAIN)
+                    .replace("[127.0.0.1]:10027", f"[127.0.0.1]:{self.srs_port}"))
 
     def _main_cf(self) -> str:
         b = self.base
@@ -256,7 +262,8 @@ maximal_queue_lifetime = 1h
 bounce_queue_lifetime = 1h
 delay_warning_time = 0
 smtpd_banner = $myhostname ESMTP e2e
-""" + self._snippet("main.cf.milter") + self._snippet("main.cf.policy")
+""" + self._snippet("main.cf.milter") + self._snippet("main.cf.policy") + (
+            self._snippet("main.cf.srs") if self.srs_port else "")
 
     def _master_cf(self) -> str:
         p = self.ports
@@ -755,6 +762,7 @@ def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path, *, database_u
         policy_port=free_port(),
         filter_port=free_port(),
         sasl_port=free_port(),
+        srs_port=free_port(),
     )
     database_url = database_url or f"sqlite:///{base / 'mailadmin.db'}"
     environ = {
@@ -777,6 +785,10 @@ def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path, *, database_u
         # The loopback DNS server of the test run (tests/fixtures/dns_server.py).
         "MAILADMIN_DNS_NAMESERVERS": os.environ.get("MAILADMIN_TEST_DNS_SERVER", ""),
         "MAILADMIN_QUARANTINE_LINKS_SECRET_FILE": str(base / "quarantine-link.key"),
+        "MAILADMIN_SRS_ENABLED": "true",
+        "MAILADMIN_SRS_DOMAIN": SRS_DOMAIN,
+        "MAILADMIN_SRS_SECRETS": "e2e-srs-secret-current,e2e-srs-secret-previous",
+        "MAILADMIN_SRS_LISTEN": f"inet:127.0.0.1:{postfix.srs_port}",
         **environ_overrides,
     }
     stack = Stack(base, postfix, sink, Daemon(base, environ), None, clamd, spamd, filters)
