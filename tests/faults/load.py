@@ -119,38 +119,40 @@ def make_mailboxes(stack: Stack, prefix: str) -> Mailboxes:
 
 def plan(boxes: Mailboxes, prefix: str, count: int) -> list[tuple[Sent, list[str], bytes]]:
     """``count`` messages cycling through the kinds; senders repeat (auto-reply once each)."""
-    out = []
-    for n in range(count):
-        seq = f"{prefix}-{n}"
-        kind = ("autoreply", "forward", "reject", "tag", "spamq", "virus", "split")[n % 7]
-        sender = f"{prefix}-s{n % SENDERS_PER_PHASE}@sender.example"
-        headers = {SEQ_HEADER: seq}
-        body = f"Message {seq}.\n"
-        attachments: list[Attachment] = []
-        if kind == "autoreply":
-            expected = {boxes.autoreply: DELIVERED}
-        elif kind == "forward":
-            expected = {boxes.forward: DELIVERED}
-        elif kind == "reject":
-            sender = f"{prefix}-b{n}@blocked.example"
-            expected = {boxes.reject: QUARANTINED}
-        elif kind == "tag":
-            body += gtube_text() + "\n"
-            expected = {boxes.tag: DELIVERED}
-        elif kind == "spamq":
-            body += gtube_text() + "\n"
-            expected = {boxes.spamq: QUARANTINED}
-        elif kind == "virus":
-            attachments = [Attachment("invoice.com", eicar_text().encode("ascii"))]
-            expected = {boxes.virus: DROPPED}
-        else:  # one message, three mailboxes that disagree
-            body += gtube_text() + "\n"
-            expected = {boxes.tag: DELIVERED, boxes.spamq: QUARANTINED, boxes.plain: DELIVERED}
-        rcpts = list(expected)
-        data = make_message(body, subject=f"Fault load {seq}", sender=sender, to=", ".join(rcpts),
-                            attachments=attachments, headers=headers)
-        out.append((Sent(seq, sender, kind, expected), rcpts, data))
-    return out
+    return [plan_one(boxes, prefix, n) for n in range(count)]
+
+
+def plan_one(boxes: Mailboxes, prefix: str, n: int) -> tuple[Sent, list[str], bytes]:
+    """The ``n``-th message of a plan."""
+    seq = f"{prefix}-{n}"
+    kind = ("autoreply", "forward", "reject", "tag", "spamq", "virus", "split")[n % 7]
+    sender = f"{prefix}-s{n % SENDERS_PER_PHASE}@sender.example"
+    headers = {SEQ_HEADER: seq}
+    body = f"Message {seq}.\n"
+    attachments: list[Attachment] = []
+    if kind == "autoreply":
+        expected = {boxes.autoreply: DELIVERED}
+    elif kind == "forward":
+        expected = {boxes.forward: DELIVERED}
+    elif kind == "reject":
+        sender = f"{prefix}-b{n}@blocked.example"
+        expected = {boxes.reject: QUARANTINED}
+    elif kind == "tag":
+        body += gtube_text() + "\n"
+        expected = {boxes.tag: DELIVERED}
+    elif kind == "spamq":
+        body += gtube_text() + "\n"
+        expected = {boxes.spamq: QUARANTINED}
+    elif kind == "virus":
+        attachments = [Attachment("invoice.com", eicar_text().encode("ascii"))]
+        expected = {boxes.virus: DROPPED}
+    else:  # one message, three mailboxes that disagree
+        body += gtube_text() + "\n"
+        expected = {boxes.tag: DELIVERED, boxes.spamq: QUARANTINED, boxes.plain: DELIVERED}
+    rcpts = list(expected)
+    data = make_message(body, subject=f"Fault load {seq}", sender=sender, to=", ".join(rcpts),
+                        attachments=attachments, headers=headers)
+    return Sent(seq, sender, kind, expected), rcpts, data
 
 
 def _seq_of(item: Delivered) -> str | None:
