@@ -105,6 +105,8 @@ def test_smtp_dialogues_with_arbitrary_commands(lines: list[bytes], message: byt
     for reply in replies:
         assert reply[:3].isdigit() and reply[3:4] in (b" ", b"-"), reply
         assert b"Error: (" not in reply, f"an unhandled exception answered: {reply!r}"
+    if any(r.startswith((b"421 ", b"502 5.5.1 Too many unrecognized")) for r in replies):
+        return  # aiosmtpd hung up on the client (too many bad commands): a closed connection
     # The final transaction's message: stored or left queued, never refused.
     end_of_message = [r for r in replies if r.startswith((b"250 2.0.0 Ok: filtered", b"451 "))]
     assert end_of_message, replies
