@@ -28,8 +28,24 @@ def fault_of(name: str, spamd: Spamd) -> Fault:
     return fault
 
 
-@pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("path", ["milter", "content_filter"])
+# Known defects this tier found and issue 10 still has open: after queue, a store
+# outage (and once, under heavy load, a SIGKILL) can end with one message and its
+# auto-reply delivered twice (the filter's 451 makes Postfix retry a message whose
+# copies were already queued).  Expected to fail until fixed; not strict, as the
+# race does not hit every run.
+KNOWN_DEFECTS = {
+    ("content_filter", "store_unavailable"): "after-queue store outage can deliver a message twice",
+    ("content_filter", "daemon_killed"): "after-queue SIGKILL under load can deliver a message twice",
+}
+
+
+def case(path: str, fault: str) -> object:
+    reason = KNOWN_DEFECTS.get((path, fault))
+    marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
+    return pytest.param(path, fault, marks=marks, id=f"{path}-{fault}")
+
+
+@pytest.mark.parametrize(("path", "fault"), [case(p, f) for p in ("milter", "content_filter") for f in FAULTS])
 def test_every_message_is_accounted_for_after_the_fault(fault_stack: tuple[Stack, Spamd], path: str,
                                                         fault: str) -> None:
     stack, spamd = fault_stack
