@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -74,6 +75,8 @@ OUTBOX_BATCH = 50
 OUTBOX_PARALLEL_SENDS = 4
 # After a database failure, wait this long before trying again.
 ERROR_PAUSE_SECONDS = 5.0
+# How often the outcome of a send is written again while the store is unavailable.
+RECORD_RETRY_SECONDS = 1.0
 
 PURGE_INTERVAL_SECONDS = 3600.0
 SENT_KEPT_DAYS = 7
@@ -158,7 +161,20 @@ async def send_item(runtime: Runtime, item: outbox.OutboxItem) -> str:
         else:
             outbox.mark_undeliverable(session, item.id, now, error or "refused")
 
-    await _in_session(runtime, record)
+    # The relay has taken the mail: a store outage while recording that must not
+    # turn into a second send once the lease runs out (the fault tier's duplicates).
+    # The record is retried here for half the lease; only a longer outage, or a
+    # process killed right now, leaves the item to be sent again.
+    deadline = time.monotonic() + OUTBOX_LEASE_SECONDS / 2
+    while True:
+        try:
+            await _in_session(runtime, record)
+            break
+        except Exception as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("outbox id=%d: %s but not recorded (%s); recording again", item.id, outcome, exc)
+            await asyncio.sleep(RECORD_RETRY_SECONDS)
     metrics.OUTBOX_RESULTS.labels({"sent": "sent", "retry": "retried"}.get(outcome, "refused")).inc()
     if outcome == "sent":
         log.info("outbox sent id=%d purpose=%s rcpt=%s", item.id, item.purpose, ",".join(item.rcpt_tos))

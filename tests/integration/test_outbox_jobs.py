@@ -466,3 +466,26 @@ async def test_purge_loop_runs_at_start_and_stops(runtime: Runtime) -> None:
     stop.set()
     await asyncio.wait_for(task, timeout=5)
 
+
+
+async def test_a_store_outage_after_the_relay_took_the_mail_does_not_send_it_twice(
+        runtime: Runtime, sink: RelaySink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 10, tests/faults): the relay accepted the item, then
+    marking it sent failed (the store locked); it used to stay unsent and go
+    out again once its lease ran out.  The record is now retried instead."""
+    item = enqueue(runtime, "forward", "alice@example.org", ["taro@elsewhere.example"])
+    real_mark_sent = outbox.mark_sent
+    failures = [2]
+
+    def flaky_mark_sent(session: Any, *args: Any, **kwargs: Any) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise OSError("database is locked")
+        real_mark_sent(session, *args, **kwargs)
+
+    monkeypatch.setattr(jobs.outbox, "mark_sent", flaky_mark_sent)
+    monkeypatch.setattr(jobs, "RECORD_RETRY_SECONDS", 0.01)
+    assert await jobs.drain_outbox(runtime) == 1
+    assert failures == [0] and len(sink.received) == 1
+    assert sent_at(runtime, item) is not None
+    assert await jobs.drain_outbox(runtime) == 0 and len(sink.received) == 1
