@@ -26,6 +26,9 @@ def daemon_killed(stack: Stack) -> Iterator[Callable[[], bool]]:
     try:
         yield deferrals_since(stack, offset)
     finally:
+        # What the running out of the dead process's leases would do (600 s):
+        # nobody is sending now, so nothing can go out twice because of it.
+        stack.store.make_outbox_due()
         stack.daemon.start()
 
 

@@ -18,6 +18,7 @@ wherever it ends up.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import os
 import subprocess
@@ -29,9 +30,10 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from mailadmin.engine.effects import NOT_SCANNED_HEADER
+from mailadmin.jobs import OUTBOX_LEASE_SECONDS
 from mailadmin.store.models import OutboxMessage
 from tests.e2e.stack import REPO_ROOT, Delivered, Stack, send, tail, wait_for
 from tests.fixtures.scanners import Attachment, eicar_text, gtube_text, make_message
@@ -167,6 +169,25 @@ def outbox_unsent(stack: Stack) -> int:
         return n
 
 
+def make_retries_due(stack: Stack) -> int:
+    """What the passing of the retry delay would do, without breaking a lease.
+
+    stack.store.make_outbox_due() makes every unsent item due, including one
+    a sender has leased and is sending right now, which would then go out
+    twice (a duplicate of the test's making).  Leases and retry delays both
+    live in ``next_attempt_at``: an item that failed before and is due within
+    the lease's first 540 s is in its backoff (1, 2, 4, 8 minutes), not leased.
+    """
+    now = dt.datetime.now(dt.timezone.utc)
+    horizon = now + dt.timedelta(seconds=OUTBOX_LEASE_SECONDS - 60)
+    with stack.store.sessions.begin() as session:
+        result = session.execute(update(OutboxMessage).where(
+            OutboxMessage.sent_at.is_(None), OutboxMessage.last_error.is_not(None),
+            OutboxMessage.next_attempt_at > now, OutboxMessage.next_attempt_at < horizon,
+        ).values(next_attempt_at=now - dt.timedelta(seconds=1)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def run_jobs_once(stack: Stack) -> None:
     """``mailadmin serve --once``: every job once, as cron would (sends due quarantine notices)."""
     env = {**os.environ, **stack.daemon.environ}
@@ -182,7 +203,7 @@ def drain(stack: Stack) -> None:
     quiet_since: float | None = None
     while True:
         stack.postfix.flush()
-        stack.store.make_outbox_due()
+        make_retries_due(stack)
         idle = (stack.postfix.busy() == 0 and stack.postfix.deferred() == 0 and outbox_unsent(stack) == 0
                 and stack.postfix.busy() == 0)
         now = time.monotonic()
