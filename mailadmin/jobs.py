@@ -41,10 +41,10 @@ import datetime as dt
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailadmin import metrics, quarantine_links
@@ -256,16 +256,23 @@ async def purge_once(runtime: Runtime) -> dict[str, int]:
     return counts
 
 
-async def run_quarantine_purge(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Purge at start and then every :data:`PURGE_INTERVAL_SECONDS` until ``stop``."""
+async def _every(job: str, interval_seconds: float, once: Callable[[], Awaitable[object]],
+                 stop: asyncio.Event) -> None:
+    """Run ``once`` at start and then every ``interval_seconds`` until ``stop``;
+    a failure is logged and retried after :data:`ERROR_PAUSE_SECONDS`."""
     while not stop.is_set():
         try:
-            await purge_once(runtime)
+            await once()
         except Exception as exc:
-            _log_loop_error("purge", exc)
+            _log_loop_error(job, exc)
             await _pause(stop, ERROR_PAUSE_SECONDS)
             continue
-        await _pause(stop, PURGE_INTERVAL_SECONDS)
+        await _pause(stop, interval_seconds)
+
+
+async def run_quarantine_purge(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Purge at start and then every :data:`PURGE_INTERVAL_SECONDS` until ``stop``."""
+    await _every("purge", PURGE_INTERVAL_SECONDS, lambda: purge_once(runtime), stop)
 
 
 # ---------------------------------------------------------------- quarantine notices
@@ -285,21 +292,6 @@ def last_notice_at(session: Session, mailbox: str) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(value)
     assert isinstance(value, dt.datetime)
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
-def _take_for_notice(session: Session, ids: Sequence[int], now: dt.datetime) -> bool:
-    """Mark ``ids`` notified unless another process got there first."""
-    result = cast(
-        CursorResult[Any],
-        session.execute(
-            update(QuarantineItem)
-            .where(QuarantineItem.id.in_(list(ids)), QuarantineItem.notified_at.is_(None))
-            .values(notified_at=now)
-            .execution_options(synchronize_session=False),
-            execution_options={"preserve_rowcount": True},
-        ),
-    )
-    return result.rowcount == len(ids)
 
 
 def _notice_allowed(session: Session, config: Config, mailbox: str, now: dt.datetime) -> bool:
@@ -349,7 +341,7 @@ async def send_quarantine_notices(runtime: Runtime) -> int:
         def enqueue(session: Session) -> None:
             # Checked again inside the transaction that takes the items: another
             # process may have sent a notice since the first look.
-            if not _notice_allowed(session, config, mailbox, now) or not _take_for_notice(session, ids, now):
+            if not _notice_allowed(session, config, mailbox, now) or not claims.take_for_notice(session, QuarantineItem, ids, now):
                 raise _Taken()
             # A null envelope sender: a notice must never draw a bounce back.
             outbox.enqueue(session, purpose=NOTICE_PURPOSE, mail_from="",
@@ -369,14 +361,7 @@ async def send_quarantine_notices(runtime: Runtime) -> int:
 
 async def run_quarantine_notices(runtime: Runtime, stop: asyncio.Event) -> None:
     """Send due quarantine notices every :data:`NOTICE_POLL_SECONDS` until ``stop``."""
-    while not stop.is_set():
-        try:
-            await send_quarantine_notices(runtime)
-        except Exception as exc:
-            _log_loop_error("quarantine notices", exc)
-            await _pause(stop, ERROR_PAUSE_SECONDS)
-            continue
-        await _pause(stop, NOTICE_POLL_SECONDS)
+    await _every("quarantine notices", NOTICE_POLL_SECONDS, lambda: send_quarantine_notices(runtime), stop)
 
 
 # ---------------------------------------------------------------- change notices (seed 001)
@@ -455,11 +440,4 @@ async def send_change_notices(runtime: Runtime) -> int:
 
 async def run_change_notices(runtime: Runtime, stop: asyncio.Event) -> None:
     """Send due change notices every :data:`CHANGE_NOTICE_POLL_SECONDS` until ``stop``."""
-    while not stop.is_set():
-        try:
-            await send_change_notices(runtime)
-        except Exception as exc:
-            _log_loop_error("change notices", exc)
-            await _pause(stop, ERROR_PAUSE_SECONDS)
-            continue
-        await _pause(stop, CHANGE_NOTICE_POLL_SECONDS)
+    await _every("change notices", CHANGE_NOTICE_POLL_SECONDS, lambda: send_change_notices(runtime), stop)

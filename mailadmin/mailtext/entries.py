@@ -77,6 +77,19 @@ def check_password(password: str, policy: PasswordPolicy) -> None:
         raise EntryError(problems)
 
 
+def new_password_problems(new: str, again: str, policy: PasswordPolicy) -> list[Problem]:
+    """A new password typed twice (password change, reset): one problem per broken
+    rule of SPEC §1, and one when the repetition differs."""
+    problems: list[Problem] = []
+    try:
+        check_password(new, policy)
+    except EntryError as exc:
+        problems.extend(exc.problems)
+    if new != again:
+        problems.append(Problem("password_mismatch", "The new password and its repetition differ."))
+    return problems
+
+
 def _fold_width(raw: str) -> str:
     """Full-width ASCII typed through a Japanese input method (ｕｓｅｒ＠ｅｘａｍｐｌｅ．ｊｐ)
     means the ASCII address; NFKC maps it, and leaves ASCII alone."""

@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from mailadmin.mailtext.addresses import canonical_address
+from mailadmin.store import claims
 from mailadmin.store.models import ChangeEvent
 
 # A change's description: per language, its title and the rows the page showed.
@@ -93,14 +94,7 @@ def pending_mailboxes(session: Session) -> list[str]:
 def take(session: Session, ids: Sequence[int], now: dt.datetime) -> bool:
     """Mark ``ids`` notified unless another process got there first (then False:
     roll back)."""
-    result = cast(CursorResult[Any], session.execute(
-        update(ChangeEvent)
-        .where(ChangeEvent.id.in_(list(ids)), ChangeEvent.notified_at.is_(None))
-        .values(notified_at=now)
-        .execution_options(synchronize_session=False),
-        execution_options={"preserve_rowcount": True},
-    ))
-    return result.rowcount == len(ids)
+    return claims.take_for_notice(session, ChangeEvent, ids, now)
 
 
 def purge_notified(session: Session, older_than: dt.datetime) -> int:

@@ -17,14 +17,15 @@ caller's transaction commits, together with the reply it enqueued.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, func, select
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailadmin.errors import ConfigError
-from mailadmin.store.models import AutoReplyClaim, LoginFailure, UTCDateTime
+from mailadmin.store.models import AutoReplyClaim, ChangeEvent, LoginFailure, QuarantineItem, UTCDateTime
 
 _claims = cast(Table, AutoReplyClaim.__table__)
 
@@ -139,3 +140,18 @@ def purge_login_failures(session: Session, older_than: dt.datetime) -> int:
         session.execute(delete(LoginFailure).where(LoginFailure.failed_at < older_than)),
     )
     return result.rowcount
+
+
+def take_for_notice(session: Session, model: type[QuarantineItem] | type[ChangeEvent],
+                    ids: Sequence[int], now: dt.datetime) -> bool:
+    """Mark the ``model`` rows ``ids`` notified unless another process got there
+    first (then False: the caller rolls back and sends nothing).  The claim of
+    every notice job: quarantine notices and change notices."""
+    result = cast(CursorResult[Any], session.execute(
+        update(model)
+        .where(model.id.in_(list(ids)), model.notified_at.is_(None))
+        .values(notified_at=now)
+        .execution_options(synchronize_session=False),
+        execution_options={"preserve_rowcount": True},
+    ))
+    return result.rowcount == len(ids)

@@ -177,14 +177,8 @@ def issue_code(session: Session, mailbox: str, purpose: str, address: str, now: 
     never stored."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown code purpose {purpose!r}")
+    void_codes(session, mailbox, purpose, now)
     box = mailbox_row(session, mailbox)
-    session.execute(
-        update(VerificationCode)
-        .where(VerificationCode.mailbox_id == box.id, VerificationCode.purpose == purpose,
-               VerificationCode.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
     code = new_code()
     session.add(VerificationCode(
         mailbox_id=box.id, purpose=purpose, address=address.strip(), code_hash=hash_password(code),

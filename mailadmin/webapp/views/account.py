@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from mailadmin.errors import EntryError, NotFound, Problem
-from mailadmin.mailtext.entries import check_password
+from mailadmin.mailtext.entries import new_password_problems
 from mailadmin.store import contact, mailboxes, quarantine, rules, web_sessions
 from mailadmin.store.snapshots import MailboxRules
 from mailadmin.webapp import auth, i18n
@@ -170,13 +170,8 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
         problems: list[Problem] = []
         if not auth.verify_current_password(session, address, current):
             problems.append(Problem("password_current_wrong", "The current password is not right."))
-        try:
-            check_password(new, policy.password)
-        except EntryError as exc:
-            problems.extend(exc.problems)
-        if new != again:
-            problems.append(Problem("password_mismatch", "The new password and its repetition differ."))
-        elif new and new == current:
+        problems.extend(new_password_problems(new, again, policy.password))
+        if new == again and new and new == current:
             problems.append(Problem("password_unchanged",
                                     "The new password must differ from the current one."))
         if problems:

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from mailadmin.errors import EntryError, NotFound, Problem
+from mailadmin.errors import NotFound, Problem
 from mailadmin.mailtext.addresses import canonical_address, is_valid_address
-from mailadmin.mailtext.entries import check_password
+from mailadmin.mailtext.entries import new_password_problems
 from mailadmin.passwords import dummy_hash, hash_password, verify_password
 from mailadmin.store import claims, contact, mailboxes, web_sessions
 from mailadmin.store.contact import CodeResult
@@ -97,13 +97,7 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
     new = form_text(form, "new_password")
     again = form_text(form, "new_password_again")
     policy = policy_for(page, address)
-    problems: list[Problem] = []
-    try:
-        check_password(new, policy.password)
-    except EntryError as exc:
-        problems.extend(exc.problems)
-    if new != again:
-        problems.append(Problem("password_mismatch", "The new password and its repetition differ."))
+    problems = new_password_problems(new, again, policy.password)
     if not contact.is_code_syntax(entered):
         problems.append(Problem("reset.code_syntax", "The code is the 6 digits in the mail."))
     if problems:

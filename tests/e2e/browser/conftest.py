@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import Config, Policy, WebConf
@@ -142,6 +142,19 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+def open_page(browser: Browser, lang: str) -> tuple[BrowserContext, Page]:
+    """A fresh context in ``lang`` (locale and Accept-Language), desktop size,
+    and its page with a 10 s default timeout."""
+    context = browser.new_context(
+        locale="ja-JP" if lang == "ja" else "en-US",
+        extra_http_headers={"Accept-Language": "ja" if lang == "ja" else "en-US,en;q=0.9"},
+        viewport={"width": 1000, "height": 800},
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    return context, page
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -16,7 +16,7 @@ from mailadmin.store import quarantine, rules
 from mailadmin.store.snapshots import MailboxRules
 from mailadmin.webapp.i18n import Translator, load_catalogs
 
-from .conftest import WALKERS, WebServer, screenshot
+from .conftest import WALKERS, WebServer, open_page, screenshot
 
 CATALOGS = load_catalogs(paths.shipped("web") / "locale")
 NEW_PASSWORD = "Brand-new-9"
@@ -33,13 +33,7 @@ def snapshot(server: WebServer, address: str) -> MailboxRules:
 def walk(request: pytest.FixtureRequest, browser: Browser,
          web_server: WebServer) -> Iterator[tuple[Page, Translator, str, list[str]]]:
     lang: str = request.param
-    context = browser.new_context(
-        locale="ja-JP" if lang == "ja" else "en-US",
-        extra_http_headers={"Accept-Language": "ja" if lang == "ja" else "en-US,en;q=0.9"},
-        viewport={"width": 1000, "height": 800},
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    context, page = open_page(browser, lang)
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:

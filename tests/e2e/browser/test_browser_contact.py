@@ -21,7 +21,7 @@ from mailadmin.wiring import Runtime, Store
 from tests.e2e.stack import REPO_ROOT, Delivered, Stack
 from tests.e2e.test_e2e_contact_notices import make_due
 
-from .conftest import _ServerThread, screenshot
+from .conftest import _ServerThread, open_page, screenshot
 
 CATALOGS = load_catalogs(paths.shipped("web") / "locale")
 PASSWORD = "Contact-walk-1"
@@ -48,13 +48,7 @@ def stack_web(stack: Stack) -> Iterator[str]:
 @pytest.fixture(params=["ja", "en"])
 def walker(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[Page, Translator]]:
     lang: str = request.param
-    context = browser.new_context(
-        locale="ja-JP" if lang == "ja" else "en-US",
-        extra_http_headers={"Accept-Language": "ja" if lang == "ja" else "en-US,en;q=0.9"},
-        viewport={"width": 1000, "height": 800},
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    context, page = open_page(browser, lang)
     try:
         yield page, Translator(lang, CATALOGS)
     finally:

@@ -17,7 +17,7 @@ from mailadmin.config.model import Policy
 from mailadmin.store import mailboxes, rules
 from mailadmin.webapp.i18n import Translator, load_catalogs
 
-from .conftest import WebServer, screenshot
+from .conftest import WebServer, open_page, screenshot
 
 CATALOGS = load_catalogs(paths.shipped("web") / "locale")
 ADMINS = {"ja": "kanri@example.jp", "en": "admin.en@example.jp"}
@@ -33,13 +33,7 @@ def admin(request: pytest.FixtureRequest, browser: Browser,
     with web_server.factory.begin() as session:
         mailboxes.add_mailbox(session, address, Policy())
         mailboxes.set_password(session, address, ADMIN_PASSWORD, Policy())
-    context = browser.new_context(
-        locale="ja-JP" if lang == "ja" else "en-US",
-        extra_http_headers={"Accept-Language": "ja" if lang == "ja" else "en-US,en;q=0.9"},
-        viewport={"width": 1000, "height": 800},
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    context, page = open_page(browser, lang)
     try:
         yield page, Translator(lang, CATALOGS), address
     finally:

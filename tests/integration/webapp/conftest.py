@@ -8,6 +8,7 @@ session and copied for each test.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import asynccontextmanager
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -161,9 +162,10 @@ def config(store_url: str) -> Config:
     return make_config(store_url)
 
 
-@pytest.fixture
-async def web(config: Config, factory: sessionmaker[Session], clock: Clock,
-              web_template: Template) -> AsyncIterator[Web]:
+@asynccontextmanager
+async def browser_on(config: Config, factory: sessionmaker[Session], clock: Clock,
+                     web_template: Template) -> AsyncIterator[Web]:
+    """The app on aiohttp's test server, and a client of it (not logged in)."""
     app = make_app(lambda: config, factory, clock=clock)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
@@ -171,19 +173,21 @@ async def web(config: Config, factory: sessionmaker[Session], clock: Clock,
         yield Web(client, factory, clock, web_template)
     finally:
         await client.close()
+
+
+@pytest.fixture
+async def web(config: Config, factory: sessionmaker[Session], clock: Clock,
+              web_template: Template) -> AsyncIterator[Web]:
+    async with browser_on(config, factory, clock, web_template) as browser:
+        yield browser
 
 
 @pytest.fixture
 async def second_browser(config: Config, factory: sessionmaker[Session], clock: Clock,
                          web_template: Template) -> AsyncIterator[Web]:
-    """Another browser on the same app and store (not logged in)."""
-    app = make_app(lambda: config, factory, clock=clock)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield Web(client, factory, clock, web_template)
-    finally:
-        await client.close()
+    """Another browser on the same store (not logged in)."""
+    async with browser_on(config, factory, clock, web_template) as browser:
+        yield browser
 
 
 @pytest.fixture
