@@ -26,6 +26,7 @@ from mailadmin.passwords import hash_password
 from mailadmin.store import db
 from mailadmin.store.models import (
     AutoReplySender,
+    Contract,
     Domain,
     ForwardDestination,
     Mailbox,
@@ -33,6 +34,7 @@ from mailadmin.store.models import (
 )
 
 DOMAIN = "rcpt.example"
+CONTRACT_BASE = 20_000_000_000_000
 BATCH = 5000
 
 
@@ -54,8 +56,14 @@ def populate(url: str, count: int, scans: bool) -> None:
     for base in range(0, count, BATCH):
         n_range = range(base, min(base + BATCH, count))
         with factory.begin() as s:
+            # One contract per mailbox, each mailbox its contract's admin (seed 002).
+            s.execute(insert(Contract), [{"number": str(CONTRACT_BASE + n), "domain_id": domain_id,
+                                          "created_at": now} for n in n_range])
+            contract_ids = dict(s.execute(select(Contract.number, Contract.id).where(
+                Contract.number.in_([str(CONTRACT_BASE + n) for n in n_range]))).all())
             s.execute(insert(Mailbox), [{
                 "address": f"{n}bob@{DOMAIN}", "domain_id": domain_id, "password_hash": password,
+                "contract_id": contract_ids[str(CONTRACT_BASE + n)], "role": "admin",
                 "status": "active", "must_change_password": False, "created_at": now,
                 "virus_scan_enabled": scans, "spam_scan_enabled": scans,
                 "spam_quarantine_enabled": True, "quarantine_notice_enabled": True,
