@@ -47,8 +47,4 @@ class RecipientContext:
 
     def sender_addresses(self) -> tuple[str, ...]:
         """The envelope sender and every header From address (SPEC §4), lower-cased."""
-        out: list[str] = []
-        if self.envelope.mail_from:
-            out.append(self.envelope.mail_from.lower())
-        out.extend(a for a in self.message.from_addresses if a not in out)
-        return tuple(out)
+        return self.message.sender_addresses(self.envelope.mail_from)

@@ -57,15 +57,38 @@ class Message:
             header_block(self.raw)
         )
 
-    def header_values(self, name: str) -> list[str]:
-        """Every raw (undecoded, unfolded-as-is) value of header ``name``."""
+    @cached_property
+    def _fields(self) -> dict[str, list[str]]:
+        """Raw values by lower-cased field name, in message order: the checks
+        ask for a dozen fields per recipient, and the parser's own lookup
+        lower-cases every field name on every call."""
         # raw_items keeps raw 8-bit header bytes (surrogate-escaped) for the
         # decoder; str() of a compat32 value would replace them with U+FFFD.
-        wanted = name.lower()
-        return [str(v) for k, v in self.parsed.raw_items() if k.lower() == wanted]
+        fields: dict[str, list[str]] = {}
+        for k, v in self.parsed.raw_items():
+            fields.setdefault(k.lower(), []).append(str(v))
+        return fields
+
+    def header_values(self, name: str) -> list[str]:
+        """Every raw (undecoded, unfolded-as-is) value of header ``name``."""
+        return list(self._fields.get(name.lower(), ()))
 
     def has_header(self, name: str) -> bool:
-        return name in self.parsed
+        return name.lower() in self._fields
+
+    def sender_addresses(self, mail_from: str) -> tuple[str, ...]:
+        """The envelope sender and every header From address (SPEC §4),
+        lower-cased, each once: what sender entries are matched against."""
+        found = self._senders.get(mail_from)
+        if found is None:
+            out: list[str] = [mail_from.lower()] if mail_from else []
+            out.extend(a for a in self.from_addresses if a not in out)
+            found = self._senders[mail_from] = tuple(out)
+        return found
+
+    @cached_property
+    def _senders(self) -> dict[str, tuple[str, ...]]:
+        return {}
 
     @cached_property
     def subject(self) -> str | None:

@@ -14,6 +14,8 @@ import email.utils
 import re
 from collections.abc import Iterable
 
+from mailadmin.mailtext.memo import short_text_cache
+
 MAX_ADDRESS_LENGTH = 254  # RFC 5321 §4.5.3.1.3 path limit minus the angle brackets
 MAX_LOCAL_PART_LENGTH = 64
 MAX_DOMAIN_LENGTH = 253
@@ -101,6 +103,7 @@ def domain_of(addr: str) -> str:
     return parts[1].strip().lower()
 
 
+@short_text_cache
 def canonical_address(addr: str) -> str:
     """The form two addresses are compared in: lower-case, ASCII domain."""
     addr = addr.strip().strip("<>").strip()
@@ -112,6 +115,13 @@ def canonical_address(addr: str) -> str:
 
 
 def header_addresses(value: str) -> list[str]:
+    """Every addr-spec in a raw From/To/Cc header value, lower-cased, in order
+    (see :func:`_header_addresses`)."""
+    return list(_header_addresses(value))
+
+
+@short_text_cache
+def _header_addresses(value: str) -> tuple[str, ...]:
     """Every addr-spec in a raw From/To/Cc header value, lower-cased, in order.
 
     Display names (encoded or not), comments and group syntax are skipped;
@@ -147,7 +157,7 @@ def header_addresses(value: str) -> list[str]:
             candidate = candidate.rsplit(":", 1)[1]
         if "@" in candidate:
             found.setdefault(candidate)
-    return list(found)
+    return tuple(found)
 
 
 def _strip_quoted(text: str) -> str:

@@ -20,6 +20,8 @@ import codecs
 import re
 import unicodedata
 
+from mailadmin.mailtext.memo import short_text_cache
+
 _ENCODED_WORD = re.compile(
     r"=\?(?P<charset>[^?\s*]+)(?:\*[^?\s]*)?\?(?P<encoding>[bBqQ])\?(?P<text>[^?\s]*)\?="
 )
@@ -79,6 +81,7 @@ MAX_DECODED_CHARS = 65_536
 _GUESSES = ("utf-8", "euc_jp", "cp932")
 
 
+@short_text_cache
 def decode_header_value(raw: str) -> str:
     """The text of one raw header value: unfolded, encoded words decoded.
 
