@@ -17,6 +17,8 @@ caller's transaction commits, together with the reply it enqueued.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -34,10 +36,15 @@ def _key(address: str) -> str:
     return address.strip().strip("<>").strip().lower()
 
 
-def claim_statement(
-    dialect: str, mailbox: str, sender: str, now: dt.datetime, window: dt.timedelta
-) -> Any:
-    """The one INSERT … ON CONFLICT … DO UPDATE … WHERE statement of a claim."""
+_CLAIM_STATEMENTS: dict[str, Any] = {}
+
+
+def claim_statement(dialect: str) -> Any:
+    """The one INSERT … ON CONFLICT … DO UPDATE … WHERE statement of a claim,
+    built once per dialect; parameters ``mailbox``, ``sender``, ``now``, ``cutoff``."""
+    statement = _CLAIM_STATEMENTS.get(dialect)
+    if statement is not None:
+        return statement
     insert_construct: Any
     if dialect == "sqlite":
         insert_construct = sqlite.insert
@@ -46,14 +53,56 @@ def claim_statement(
     else:
         raise ConfigError("database.url", None, f"auto-reply claims need SQLite or PostgreSQL, not {dialect}")
     # inline(): no RETURNING of the new id, so the row count is the statement's own.
-    statement = insert_construct(_claims).values(
-        mailbox_address=_key(mailbox), sender=_key(sender), last_sent_at=now
+    insert_statement = insert_construct(_claims).values(
+        mailbox_address=bindparam("mailbox"), sender=bindparam("sender"),
+        last_sent_at=bindparam("now", type_=UTCDateTime()),
     ).inline()
-    return statement.on_conflict_do_update(
+    statement = insert_statement.on_conflict_do_update(
         index_elements=[_claims.c.mailbox_address, _claims.c.sender],
-        set_={"last_sent_at": statement.excluded.last_sent_at},
-        where=_claims.c.last_sent_at <= bindparam("cutoff", now - window, type_=UTCDateTime()),
+        set_={"last_sent_at": insert_statement.excluded.last_sent_at},
+        where=_claims.c.last_sent_at <= bindparam("cutoff", type_=UTCDateTime()),
     )
+    _CLAIM_STATEMENTS[dialect] = statement
+    return statement
+
+
+class KnownClaims:
+    """Claims this process has seen taken, so a sender who writes again within
+    the window costs no statement (SPEC §6: at most one reply per window).
+
+    Exact, not a guess: a claim's time only moves forward (it is renewed only
+    once its window has passed) and a claim is deleted only when it has
+    expired or its mailbox is deleted, whose address is never issued again.
+    So a remembered time is never later than the stored one, and "claimed
+    within the window" read from here is what the database would answer.
+    Only committed claims may be remembered (the caller does it after its
+    commit): a claim of a transaction that failed was never taken.
+    Bounded: the least recently used entries go first.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._taken: OrderedDict[tuple[str, str], dt.datetime] = OrderedDict()
+
+    def claimed(self, mailbox: str, sender: str, now: dt.datetime, window: dt.timedelta) -> bool:
+        key = (_key(mailbox), _key(sender))
+        with self._lock:
+            last = self._taken.get(key)
+            if last is None:
+                return False
+            self._taken.move_to_end(key)
+        return last > now - window
+
+    def remember(self, mailbox: str, sender: str, last_sent_at: dt.datetime) -> None:
+        key = (_key(mailbox), _key(sender))
+        with self._lock:
+            known = self._taken.get(key)
+            if known is None or known < last_sent_at:
+                self._taken[key] = last_sent_at
+            self._taken.move_to_end(key)
+            while len(self._taken) > self._max_entries:
+                self._taken.popitem(last=False)
 
 
 def claim_auto_reply(
@@ -66,13 +115,24 @@ def claim_auto_reply(
     or updated counts 1; a conflict whose WHERE fails counts 0, on SQLite and
     PostgreSQL alike.
     """
-    statement = claim_statement(session.get_bind().dialect.name, mailbox, sender, now, window)
+    statement = claim_statement(session.get_bind().dialect.name)
     # SQLAlchemy keeps an INSERT's row count only when asked to (psycopg would give -1).
     result = cast(
         CursorResult[Any],
-        session.execute(statement, execution_options={"preserve_rowcount": True}),
+        session.execute(statement, {"mailbox": _key(mailbox), "sender": _key(sender), "now": now,
+                                    "cutoff": now - window},
+                        execution_options={"preserve_rowcount": True}),
     )
     return result.rowcount == 1
+
+
+_LAST_SENT_Q = select(AutoReplyClaim.last_sent_at).where(
+    AutoReplyClaim.mailbox_address == bindparam("mailbox"), AutoReplyClaim.sender == bindparam("sender"))
+
+
+def last_auto_reply(session: Session, mailbox: str, sender: str) -> dt.datetime | None:
+    """When the claim of ``mailbox`` → ``sender`` was last taken, if ever."""
+    return session.scalar(_LAST_SENT_Q, {"mailbox": _key(mailbox), "sender": _key(sender)})
 
 
 def is_auto_reply_claimed(
@@ -80,12 +140,7 @@ def is_auto_reply_claimed(
 ) -> bool:
     """Whether a reply from ``mailbox`` to ``sender`` was claimed within ``window``
     before ``now`` (read only: what a dry run reports)."""
-    last = session.scalar(
-        select(AutoReplyClaim.last_sent_at).where(
-            AutoReplyClaim.mailbox_address == _key(mailbox),
-            AutoReplyClaim.sender == _key(sender),
-        )
-    )
+    last = last_auto_reply(session, mailbox, sender)
     return last is not None and last > now - window
 
 

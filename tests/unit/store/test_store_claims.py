@@ -121,18 +121,45 @@ def test_clear_and_purge_failures(session: Session) -> None:
 def test_the_claim_is_one_conditional_upsert(dialect: str) -> None:
     from sqlalchemy.dialects import postgresql, sqlite
 
-    statement = claims.claim_statement(dialect, "Taro@example.jp", "Alice@Example.org", NOW, DAY)
+    statement = claims.claim_statement(dialect)
+    assert claims.claim_statement(dialect) is statement  # built once per dialect
     compiled = statement.compile(dialect=(sqlite if dialect == "sqlite" else postgresql).dialect())
     sql = " ".join(str(compiled).split())
     assert sql.startswith("INSERT INTO auto_reply_claim (mailbox_address, sender, last_sent_at) VALUES")
     assert "ON CONFLICT (mailbox_address, sender) DO UPDATE SET last_sent_at = excluded.last_sent_at" in sql
     cutoff = "?" if dialect == "sqlite" else "%(cutoff)s::TIMESTAMP WITH TIME ZONE"
     assert sql.endswith(f"WHERE auto_reply_claim.last_sent_at <= {cutoff}")  # no RETURNING
-    params = compiled.params
-    assert params["mailbox_address"] == "taro@example.jp" and params["sender"] == "alice@example.org"
-    assert params["cutoff"] == NOW - DAY
+    assert set(compiled.params) == {"mailbox", "sender", "now", "cutoff"}
 
 
 def test_other_databases_are_refused() -> None:
     with pytest.raises(ConfigError):
-        claims.claim_statement("mysql", MAILBOX, "a@example.org", NOW, DAY)
+        claims.claim_statement("mysql")
+
+
+# ---------------------------------------------------------------- claims this process has seen taken
+
+
+def test_known_claims_answer_what_the_store_would() -> None:
+    known = claims.KnownClaims()
+    assert not known.claimed(MAILBOX, "a@example.org", NOW, DAY)  # never seen: ask the store
+    known.remember("Taro@Example.jp", "<A@Example.org>", NOW)
+    assert known.claimed(MAILBOX, "a@example.org", NOW + DAY - dt.timedelta(seconds=1), DAY)
+    assert not known.claimed(MAILBOX, "a@example.org", NOW + DAY, DAY)  # the window has passed
+    known.remember(MAILBOX, "a@example.org", NOW - DAY)  # an older time never replaces a newer one
+    assert known.claimed(MAILBOX, "a@example.org", NOW + dt.timedelta(hours=1), DAY)
+
+
+def test_known_claims_are_bounded_least_recently_used_first() -> None:
+    known = claims.KnownClaims(max_entries=3)
+    for n in range(3):
+        known.remember(MAILBOX, f"s{n}@example.org", NOW)
+    assert known.claimed(MAILBOX, "s0@example.org", NOW, DAY)  # s0 used: s1 is now the oldest
+    known.remember(MAILBOX, "s3@example.org", NOW)
+    assert [known.claimed(MAILBOX, f"s{n}@example.org", NOW, DAY) for n in range(4)] == [True, False, True, True]
+
+
+def test_last_auto_reply_reads_the_stored_claim(session: Session) -> None:
+    assert claims.last_auto_reply(session, MAILBOX, "a@example.org") is None
+    assert claims.claim_auto_reply(session, MAILBOX, "A@example.org", NOW, DAY)
+    assert claims.last_auto_reply(session, "TARO@example.jp", "a@example.org") == NOW
