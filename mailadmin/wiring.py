@@ -22,6 +22,8 @@ from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.geoip import LazyCountryResolver
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.store import db, rules
+from mailadmin.store.batch import BatchWriter
+from mailadmin.store.claims import KnownClaims
 from mailadmin.store.rules_cache import RulesCache, sqlite_generation_reader
 from mailadmin.store.snapshots import MailboxRules
 
@@ -36,6 +38,10 @@ class Store:
     session_factory: sessionmaker[Session]
     # In-memory snapshots, exact within a second (store/rules_cache.py); None: read every time.
     rules_cache: RulesCache | None = None
+    # Effects of concurrent messages share one transaction (store/batch.py).
+    writer: BatchWriter | None = None
+    # Auto-reply claims seen taken, so a repeated sender costs no statement (store/claims.py).
+    known_claims: KnownClaims | None = None
 
     def cached_rules(self, addresses: Sequence[str]) -> dict[str, MailboxRules] | None:
         """From memory only (no database, no thread), or None."""
@@ -61,7 +67,7 @@ def open_store(config: Config) -> Store:
     cache = (RulesCache(factory, max_entries=database.rules_cache_entries,
                         generation_reader=sqlite_generation_reader(engine))
              if database.rules_cache_entries else None)
-    return Store(database.url, factory, cache)
+    return Store(database.url, factory, cache, BatchWriter(factory), KnownClaims())
 
 
 def make_clamd(config: Config) -> ClamdClient:
@@ -131,6 +137,8 @@ class Runtime:
             now=self.clock(),
             reinject=reinject,
             srs=srs_rewriter(self.config()),
+            writer=self.store.writer,
+            known_claims=self.store.known_claims,
         )
         self.outbox_wakeup.set()
 

@@ -88,3 +88,52 @@ async def test_virus_report_leaves_out_the_infected_part(factory: sessionmaker[S
     assert report.purpose == "virus_report" and report.rcpt_tos == ["t@example.jp"] and report.mail_from == ""
     assert b"VIRUS-MARKER" not in report.message
     assert b"Test-Sig" in report.message
+
+
+async def test_through_the_batch_writer_a_repeated_sender_costs_no_statement(
+        factory: sessionmaker[Session]) -> None:
+    from mailadmin.engine.execute import has_store_effects
+    from mailadmin.store.batch import BatchWriter
+    from mailadmin.store.claims import KnownClaims
+
+    with factory.begin() as s:
+        rules.set_auto_reply(s, "r@example.jp", AutoReply(enabled=True, subject="不在", body="休暇中です"),
+                             Policy().limits)
+    with factory() as s:
+        box = rules.load_rules(s, "r@example.jp")
+    assert box is not None
+    engine = make_engine([box], spamd=ScriptedSpamd())
+    envelope = Envelope("alice@example.org", ("r@example.jp",), queue_id="QID2")
+    message = Message(make_message(subject="会議の件", to="r@example.jp"))
+    writer, known = BatchWriter(factory), KnownClaims()
+
+    decision = await engine.decide(envelope, message)
+    assert has_store_effects(decision, (), known, NOW)
+    await execute(decision, message, session_factory=factory, clamd=ScriptedClamd(), now=NOW,
+                  writer=writer, known_claims=known)
+    assert writer.writes == 1 and known.claimed("r@example.jp", "alice@example.org", NOW, dt.timedelta(hours=24))
+
+    # within the window: nothing to write, so neither the writer nor the store is asked
+    later = NOW + dt.timedelta(hours=1)
+    decision2 = await engine.decide(envelope, message)
+    assert not has_store_effects(decision2, (), known, later)
+    await execute(decision2, message, session_factory=factory, clamd=ScriptedClamd(), now=later,
+                  writer=writer, known_claims=known)
+    assert writer.writes == 1
+
+    # a claim another process took is learnt from the store, and then known
+    other = KnownClaims()
+    await execute(decision2, message, session_factory=factory, clamd=ScriptedClamd(), now=later,
+                  writer=writer, known_claims=other)
+    assert writer.writes == 2 and other.claimed("r@example.jp", "alice@example.org", later, dt.timedelta(hours=24))
+
+    # after the window the reply is due again, through the store
+    next_day = NOW + dt.timedelta(hours=25)
+    decision3 = await engine.decide(envelope, message)
+    assert has_store_effects(decision3, (), known, next_day)
+    await execute(decision3, message, session_factory=factory, clamd=ScriptedClamd(), now=next_day,
+                  writer=writer, known_claims=known)
+    with factory() as s:
+        replies = [i for i in outbox.due(s, next_day + dt.timedelta(seconds=1)) if i.purpose == "auto_reply"]
+    assert len(replies) == 2
+    writer.close()
