@@ -48,7 +48,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailadmin import metrics
 from mailadmin.adapters import milter_codec as mc
@@ -79,6 +79,8 @@ _NO_REPLY_BIT: dict[type, mc.Proto] = {
     mc.Rcpt: mc.Proto.NR_RCPT, mc.Data: mc.Proto.NR_DATA, mc.Header: mc.Proto.NR_HDR,
     mc.EndOfHeaders: mc.Proto.NR_EOH, mc.Body: mc.Proto.NR_BODY, mc.Unknown: mc.Proto.NR_UNKN,
 }
+# The commands answered under each negotiated protocol (one or two in practice).
+_REPLIED: dict[int, frozenset[type]] = {}
 # Macros sent with these commands belong to one message and go with it.
 _MESSAGE_STAGES = frozenset({b"M", b"R", b"T", b"L", b"N", b"B", b"E"})
 
@@ -249,7 +251,7 @@ class MilterSession:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self.protocol = mc.Proto(0)
+        self._set_protocol(mc.Proto(0))
         self._macros: dict[bytes, dict[str, str]] = {}
         self._connect: mc.Connect | None = None
         self._helo: str | None = None
@@ -269,10 +271,15 @@ class MilterSession:
         return None
 
     def expects_reply(self, command: mc.Command) -> bool:
-        if isinstance(command, (mc.OptNeg, mc.EndOfMessage)):
-            return True
-        bit = _NO_REPLY_BIT.get(type(command))
-        return bit is not None and not (self.protocol & bit)
+        return type(command) in self._replied
+
+    def _set_protocol(self, protocol: mc.Proto) -> None:
+        self.protocol = protocol
+        replied = _REPLIED.get(int(protocol))
+        if replied is None:
+            replied = _REPLIED[int(protocol)] = frozenset({mc.OptNeg, mc.EndOfMessage} | {
+                kind for kind, bit in _NO_REPLY_BIT.items() if not protocol & bit})
+        self._replied = replied
 
     def envelope(self) -> Envelope:
         connect = self._connect
@@ -308,7 +315,8 @@ class MilterSession:
 
     async def handle(self, command: mc.Command) -> list[mc.Response]:
         """The responses to ``command``; a failure tempfails the message."""
-        queue_id = self.macro("i")
+        # Ending the transaction forgets its macros: keep the queue id for the log.
+        queue_id = self.macro("i") if isinstance(command, (mc.EndOfMessage, mc.Mail)) else None
         try:
             return await self._handle(command)
         except ProtocolViolation:
@@ -324,14 +332,19 @@ class MilterSession:
 
     async def _handle(self, command: mc.Command) -> list[mc.Response]:
         match command:
-            case mc.OptNeg():
-                reply = negotiate(command)
-                self.protocol = reply.protocol
-                return [reply]
+            # The most frequent packets first: a match tries its cases in order.
+            case mc.Header(name, value):
+                # Past a limit nothing more is stored: memory stays bounded.
+                if self._tx.meter.header(name, value):
+                    self._tx.headers.append((name, value))
             case mc.Macros(stage, values):
                 self._macros.pop(stage, None)  # keep the newest stage last
                 self._macros[stage] = {k.strip("{}"): v for k, v in values.items()}
                 return []
+            case mc.OptNeg():
+                reply = negotiate(command)
+                self._set_protocol(reply.protocol)
+                return [reply]
             case mc.Connect():
                 self._connect = command
             case mc.Helo(name):
@@ -349,10 +362,6 @@ class MilterSession:
                 return [answer]
             case mc.Rcpt(args):
                 self._tx.rcpt_args.append(args[0])
-            case mc.Header(name, value):
-                # Past a limit nothing more is stored: memory stays bounded.
-                if self._tx.meter.header(name, value):
-                    self._tx.headers.append((name, value))
             case mc.Body(chunk):
                 if self._tx.meter.body(len(chunk)):
                     self._tx.body += chunk
@@ -432,6 +441,17 @@ def _quickack(sock: socket.socket | None) -> bool:
             and hasattr(socket, "TCP_QUICKACK"))
 
 
+READ_BYTES = 65536
+_REPLY_COUNTERS: dict[str, Any] = {}
+
+
+def _reply_counter(label: str) -> Any:
+    counter = _REPLY_COUNTERS.get(label)
+    if counter is None:
+        counter = _REPLY_COUNTERS[label] = metrics.REPLIES.labels("milter", label)
+    return counter
+
+
 def final_class(response: mc.Response) -> str | None:
     """The metrics label of a response that ends a message or transaction (the
     class of the SMTP code the MTA sends); None for the others (Continue, header
@@ -464,30 +484,38 @@ class MilterConnection:
     async def serve(self) -> None:
         sock = self._writer.get_extra_info("socket")
         quickack = _quickack(sock)
+        decoder = mc.FrameDecoder()
+        session = self.session
         try:
-            while not (self._service.closing and not self.session.in_message):
+            while not (self._service.closing and not session.in_message):
                 self.busy = False
-                try:
-                    header = await self._reader.readexactly(4)
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial:
+                # With "no reply" the MTA writes a whole message's packets at
+                # once: one read and one write for all of them, not two awaits a packet.
+                data = await self._reader.read(READ_BYTES)
+                if not data:
+                    if decoder.pending:
                         log.warning("milter connection closed inside a packet")
                     return
                 self.busy = True
-                length = mc.parse_length(header)
-                packet = await self._reader.readexactly(length)
-                if quickack and self.session.protocol & NO_REPLY:
+                if quickack and session.protocol & NO_REPLY:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-                command = mc.decode_command(packet[:1], packet[1:])
-                responses = await self.session.handle(command)
-                for response in responses:
-                    label = final_class(response)
-                    if label is not None:
-                        metrics.REPLIES.labels("milter", label).inc()
-                if responses:
-                    self._writer.write(b"".join(mc.encode_response(r) for r in responses))
+                out: list[bytes] = []
+                quit_now = False
+                for code, payload in decoder.feed(data):
+                    command = mc.decode_command(code, payload)
+                    responses = await session.handle(command)
+                    for response in responses:
+                        label = final_class(response)
+                        if label is not None:
+                            _reply_counter(label).inc()
+                        out.append(mc.encode_response(response))
+                    if isinstance(command, mc.Quit):
+                        quit_now = True
+                        break
+                if out:
+                    self._writer.write(b"".join(out))
                     await self._writer.drain()
-                if isinstance(command, mc.Quit):
+                if quit_now:
                     return
         except ProtocolViolation as exc:
             log.warning("%s; closing the milter connection", exc)

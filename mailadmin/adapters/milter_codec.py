@@ -352,16 +352,20 @@ class FrameDecoder:
         self._max = max_frame_bytes
 
     def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         out: list[tuple[bytes, bytes]] = []
-        while len(self._buffer) >= 4:
-            (length,) = _LENGTH.unpack_from(self._buffer)
+        start, size = 0, len(buffer)
+        while size - start >= 4:
+            (length,) = _LENGTH.unpack_from(buffer, start)
             check_length(length, self._max)
-            if len(self._buffer) < 4 + length:
+            end = start + 4 + length
+            if end > size:
                 break
-            packet = bytes(self._buffer[4:4 + length])
-            del self._buffer[:4 + length]
-            out.append((packet[:1], packet[1:]))
+            out.append((bytes(buffer[start + 4:start + 5]), bytes(buffer[start + 5:end])))
+            start = end
+        # One cut per read, not per packet: Postfix writes many packets at a time.
+        del buffer[:start]
         return out
 
     @property
@@ -389,6 +393,11 @@ def parse_length(header: bytes, max_frame_bytes: int = MAX_FRAME_BYTES) -> int:
 
 def decode_command(code: bytes, data: bytes) -> Command:
     """One MTA → milter packet."""
+    if code == b"L":  # one packet per header field: the most frequent by far
+        name, sep, value = data.partition(b"\0")
+        if not sep or not value.endswith(b"\0") or b"\0" in value[:-1]:
+            raise ProtocolViolation("milter header: expected 2 strings")
+        return Header(name.decode("utf-8", "surrogateescape"), value[:-1].decode("utf-8", "surrogateescape"))
     simple = _SIMPLE_COMMANDS.get(code)
     if simple is not None:
         return simple
@@ -424,9 +433,6 @@ def decode_command(code: bytes, data: bytes) -> Command:
             # The null sender is "<>"; an empty first argument is not an address.
             raise ProtocolViolation("milter envelope command without an address")
         return Mail(args) if code == b"M" else Rcpt(args)
-    if code == b"L":
-        name, value = _exact(data, 2, "header")
-        return Header(name, value)
     if code == b"B":
         return Body(data)
     if code == b"E":

@@ -202,6 +202,9 @@ class Engine:
             )
         if outbound is not None:
             outcomes = tuple(outbound)
+        elif len(recipients) == 1:  # most mail: no tasks to gather
+            outcomes = (await self._inbound(envelope, message, recipients[0], rules.get(recipients[0]),
+                                            scans, config, now),)
         else:
             outcomes = tuple(
                 await asyncio.gather(
