@@ -16,7 +16,8 @@ import pytest
 from tests.e2e.stack import Stack
 from tests.faults import faults
 from tests.faults.conftest import Spamd
-from tests.faults.load import Fault, run_phase
+from tests.faults.load import Accounting, Fault, run_phase
+from tests.fixtures.databases import PostgresCluster
 
 FAULTS = ("daemon_killed", "clamd_stopped", "spamd_stopped", "store_unavailable", "relay_down")
 
@@ -48,15 +49,32 @@ def case(path: str, fault: str) -> object:
 def test_every_message_is_accounted_for_after_the_fault(fault_stack: tuple[Stack, Spamd], path: str,
                                                         fault: str) -> None:
     stack, spamd = fault_stack
+    acc = run_phase(stack, path=path, entry_port=entry_port(stack, path), fault_name=fault,
+                    fault=fault_of(fault, spamd))
+    check(acc, expect_retries=fault != "relay_down")
+
+
+@pytest.mark.parametrize("path", ["milter", "content_filter"])
+def test_every_message_is_accounted_for_after_postgres_stopped(postgres_fault_stack: tuple[Stack, PostgresCluster],
+                                                               path: str) -> None:
+    """The store on PostgreSQL, the server stopped under load and started again."""
+    stack, cluster = postgres_fault_stack
+    acc = run_phase(stack, path=path, entry_port=entry_port(stack, path), fault_name="postgres_stopped",
+                    fault=faults.postgres_stopped(cluster))
+    check(acc, expect_retries=True)
+
+
+def entry_port(stack: Stack, path: str) -> int:
     # milter: a queueing hop (the remote MTA's part) in front of the milter-hooked smtpd,
     # so tempfails are retried from a real queue; content filter: Postfix queues first.
-    port = stack.postfix.ports["upstream" if path == "milter" else "filter"]
-    acc = run_phase(stack, path=path, entry_port=port, fault_name=fault,
-                    fault=fault_of(fault, spamd))
+    return stack.postfix.ports["upstream" if path == "milter" else "filter"]
+
+
+def check(acc: Accounting, *, expect_retries: bool) -> None:
     assert acc.sent == acc.delivered + acc.quarantined + acc.dropped_infected, acc.problems
     assert (acc.lost, acc.duplicates, acc.wrong_outcome, acc.unscanned_delivered) == (0, 0, 0, 0), acc.problems
     assert acc.auto_replies == acc.auto_replies_expected and acc.forwards == acc.forwards_expected, acc.problems
     assert acc.virus_reports == acc.virus_reports_expected and acc.notices == acc.notices_expected, acc.problems
     assert acc.problems == []
-    if fault != "relay_down":
+    if expect_retries:
         assert acc.deferred_seen > 0, "the fault must have made Postfix retry something"
