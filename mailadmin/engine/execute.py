@@ -30,7 +30,7 @@ from mailadmin.engine.envelope import Message
 from mailadmin.engine.scans import VirusScanner, infected_parts
 from mailadmin.mailtext.compose import add_header, compose_auto_reply, compose_virus_report, tag_spam
 from mailadmin.mailtext.srs import SrsRewriter
-from mailadmin.store import claims, outbox, quarantine
+from mailadmin.store import claims, filtered, outbox, quarantine
 
 
 def render_copy(raw: bytes, changes: Sequence[ContentChange]) -> bytes:
@@ -72,16 +72,20 @@ async def execute(
     reinject: Sequence[ContentGroup] = (),
     postmaster: str = "postmaster",
     srs: SrsRewriter | None = None,
+    taken: tuple[str, Sequence[str]] | None = None,
 ) -> None:
     """Write every database effect of ``decision``; enqueue ``reinject`` groups' copies.
-    With ``srs``, forwarded copies leave with the SRS-rewritten sender (SPEC §3)."""
+    With ``srs``, forwarded copies leave with the SRS-rewritten sender (SPEC §3).
+    ``taken`` = (key, recipients): the content filter's record that it took the
+    message for them (store/filtered.py), in the same transaction."""
     reports = await _prepare_reports(decision, message, clamd, postmaster)
-    await asyncio.to_thread(_write, decision, message, reports, session_factory, now, reinject, srs)
+    await asyncio.to_thread(_write, decision, message, reports, session_factory, now, reinject, srs, taken)
 
 
 def _write(decision: Decision, message: Message, reports: list[tuple[VirusReportTo, bytes]],
            session_factory: Callable[[], Session], now: dt.datetime,
-           reinject: Sequence[ContentGroup], srs: SrsRewriter | None = None) -> None:
+           reinject: Sequence[ContentGroup], srs: SrsRewriter | None = None,
+           taken: tuple[str, Sequence[str]] | None = None) -> None:
     env = decision.envelope
     sender = env.mail_from
     # Only forwards are rewritten: they leave from our servers for another domain.
@@ -120,6 +124,8 @@ def _write(decision: Decision, message: Message, reports: list[tuple[VirusReport
             outbox.enqueue(session, purpose="reinject", mail_from=sender,
                            rcpt_tos=list(group.recipients),
                            message=render_copy(message.raw, group.changes), now=now)
+        if taken is not None:
+            filtered.record(session, taken[0], taken[1], now)
     if replies["sent"]:
         metrics.AUTO_REPLIES.labels("sent", "-").inc(replies["sent"])
     if replies["already_replied"]:
