@@ -19,7 +19,7 @@ from mailadmin.engine.envelope import Envelope, Message
 from mailadmin.engine.limits import check_message
 from mailadmin.config.model import LimitsConf
 from mailadmin.errors import MessageLimitExceeded
-from mailadmin.mailtext.addresses import header_addresses
+from mailadmin.mailtext.addresses import header_addresses, sender_entry_matches
 from mailadmin.mailtext.headers import MAX_DECODED_CHARS, decode_header_value
 from mailadmin.mailtext.mime_parts import MAX_MIME_DEPTH, leaf_parts, mime_depth
 from tests.fuzz.harness import VIRUS, deep_mime, make_engine, process
@@ -64,3 +64,16 @@ def test_a_from_of_a_hundred_thousand_addresses() -> None:
     found = header_addresses(value)
     assert len(found) == 100_000 and found[0] == "u0@example.org"
     assert len(Message(f"From: {value}\r\n\r\n".encode()).from_addresses) == 100_000
+
+
+def test_an_address_with_an_empty_local_part_is_extracted_and_meets_a_domain_entry() -> None:
+    """Found by the long run (bench/fuzz_fast.py, address target): ``<@.>``-like addresses
+    came out of header_addresses and the target expected each to match itself as a From-list
+    entry, but an entry that starts with "@" means the whole domain (SPEC §4).  The target's
+    expectation was wrong; what must hold is kept here: such an address is still extracted
+    (a From of ``<@spam.example>`` must meet the reject list) and a domain entry matches it."""
+    assert header_addresses("<@spam.example>") == ["@spam.example"]
+    assert sender_entry_matches("spam.example", "@spam.example")
+    assert sender_entry_matches("@spam.example", "@spam.example")
+    assert header_addresses("x <@.>") == ["@."]
+    assert not sender_entry_matches("@.", "@.")  # no domain at all: nothing to match
