@@ -26,7 +26,9 @@ Rules, enforced per input:
   failure if it does not.
 
 Each target runs in its own process (its peak RSS is its own), until
-``--inputs`` (default 10**6) or ``--seconds`` per target.  The report, per
+``--inputs`` (default 10**6) or ``--seconds`` per target, or SIGTERM (the
+target stops after the current input and reports); how far each target got
+is also written every 5,000 inputs to ``test-artifacts/fuzz-fast/<target>.progress.json``.  The report, per
 target: inputs, crashes, hangs, peak RSS, seconds, rate, the slowest input;
 as JSON in ``--report`` (default test-artifacts/fuzz-fast.json).
 """
@@ -287,12 +289,26 @@ def run_one(name: str, inputs: int, seconds: float, rss_mib: int, seed: int) -> 
     rng = random.Random(seed)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGPROF, _on_deadline)
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))  # stop, and report
+    progress = ARTIFACTS / f"{name}.progress.json"
     crashes = hangs = done = 0
     slowest = (0.0, 0.0)  # (cpu, wall) of the slowest input
     failures: list[str] = []
     rss_exceeded = False
     started = time.monotonic()
-    while done < inputs and time.monotonic() - started < seconds:
+
+    def result() -> dict[str, Any]:
+        elapsed = time.monotonic() - started
+        return {"target": name, "inputs": done, "crashes": crashes, "hangs": hangs, "seconds": round(elapsed, 1),
+                "rate_per_s": round(done / elapsed, 1) if elapsed else 0.0,
+                "cpu_seconds": round(time.process_time(), 1),
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "rss_bound_mib": rss_mib, "rss_exceeded": rss_exceeded,
+                "slowest_cpu_s": round(slowest[0], 3), "slowest_wall_s": round(slowest[1], 3),
+                "seed": seed, "failures": failures[:10]}
+
+    while done < inputs and time.monotonic() - started < seconds and not stopping:
         args = generate(rng)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         signal.setitimer(signal.ITIMER_PROF, DEADLINE_SECONDS)
@@ -315,13 +331,11 @@ def run_one(name: str, inputs: int, seconds: float, rss_mib: int, seed: int) -> 
             break
         if crashes + hangs >= 50:
             break
-    elapsed = time.monotonic() - started
-    return {"target": name, "inputs": done, "crashes": crashes, "hangs": hangs, "seconds": round(elapsed, 1),
-            "rate_per_s": round(done / elapsed, 1) if elapsed else 0.0,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "rss_bound_mib": rss_mib, "rss_exceeded": rss_exceeded,
-            "slowest_cpu_s": round(slowest[0], 3), "slowest_wall_s": round(slowest[1], 3),
-            "seed": seed, "failures": failures[:10]}
+        if done % 5000 == 0:  # how far it got, should the run be cut short
+            progress.write_text(json.dumps(result()))
+    final = result()
+    progress.write_text(json.dumps(final))
+    return final
 
 
 def _save(name: str, kind: str, index: int, args: tuple[Any, ...], detail: str) -> str:
