@@ -108,3 +108,9 @@ class MessageLimitExceeded(MailadminError):
         self.value = value
         self.maximum = maximum
         super().__init__(f"{limit}: the message has {value}, the limit is {maximum}")
+
+
+class UnrenderableMessage(MailadminError):
+    """A message the ``email`` package parses but cannot write back out — a
+    header value that would read as two fields, a non-ASCII boundary or
+    preamble line — so parts cannot be removed from it (mailtext.mime_parts)."""

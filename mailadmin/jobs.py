@@ -55,7 +55,7 @@ from mailadmin.mailtext.addresses import domain_of
 from mailadmin.mailtext.account_mail import ChangeText, NoticeChange, compose_change_notice, format_moment
 from mailadmin.mailtext.compose import compose_quarantine_notice
 from mailadmin.services import relay
-from mailadmin.store import change_events, claims, contact, outbox, quarantine
+from mailadmin.store import change_events, claims, contact, filtered, outbox, quarantine
 from mailadmin.store.models import Mailbox, QuarantineItem
 
 if TYPE_CHECKING:
@@ -231,7 +231,8 @@ def _longest(config: Config, pick: Callable[[Any], int]) -> int:
 async def purge_once(runtime: Runtime) -> dict[str, int]:
     """Delete what is past its keeping: quarantine items past retention, outbox
     mail sent more than :data:`SENT_KEPT_DAYS` ago, auto-reply claims and
-    login failures older than every policy's window."""
+    login failures older than every policy's window, and the content filter's
+    records of the messages it took (store/filtered.py) after their keeping."""
     now = runtime.clock()
     config = runtime.config()
     reply_window = dt.timedelta(hours=_longest(config, lambda p: p.auto_reply.window_hours))
@@ -248,6 +249,7 @@ async def purge_once(runtime: Runtime) -> dict[str, int]:
             "login_failures": claims.purge_login_failures(session, now - login_window),
             "verification_codes": contact.purge_codes(session, now - code_kept),
             "change_events": change_events.purge_notified(session, now - dt.timedelta(days=SENT_KEPT_DAYS)),
+            "filtered": filtered.purge(session, now - dt.timedelta(days=filtered.KEPT_DAYS)),
         }
 
     counts = await _in_session(runtime, purge)

@@ -21,7 +21,7 @@ from mailadmin.mailtext.srs import SrsRewriter
 from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.geoip import LazyCountryResolver
 from mailadmin.services.spamd import SpamdClient
-from mailadmin.store import db, rules
+from mailadmin.store import db, filtered, rules
 from mailadmin.store.batch import BatchWriter
 from mailadmin.store.claims import KnownClaims
 from mailadmin.store.rules_cache import RulesCache, sqlite_generation_reader
@@ -129,7 +129,8 @@ class Runtime:
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def apply(self, decision: Decision, message: Message,
-                    reinject: Sequence[ContentGroup] = ()) -> None:
+                    reinject: Sequence[ContentGroup] = (),
+                    taken: tuple[str, Sequence[str]] | None = None) -> None:
         await execute(
             decision, message,
             session_factory=self.store.session_factory,
@@ -139,8 +140,20 @@ class Runtime:
             srs=srs_rewriter(self.config()),
             writer=self.store.writer,
             known_claims=self.store.known_claims,
+            taken=taken,
         )
         self.outbox_wakeup.set()
+
+    async def already_taken(self, queue_id: str, raw: bytes, rcpt_tos: Sequence[str]) -> tuple[str, set[str]]:
+        """The content filter's key of a queued message, and the recipients it
+        already took that message for (store/filtered.py)."""
+        key = filtered.digest(queue_id, raw)
+
+        def read() -> set[str]:
+            with self.store.session_factory() as session:
+                return filtered.taken(session, key, rcpt_tos)
+
+        return key, await asyncio.to_thread(read)
 
 
 def make_runtime(config: Callable[[], Config], *, clock: Callable[[], dt.datetime] = utcnow,

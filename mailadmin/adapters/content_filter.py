@@ -30,6 +30,7 @@ MTA's loopback hop.  Configure it on the filter transport with
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -181,6 +182,17 @@ class ContentFilterHandler:
             return f"{LIMIT_TEXT} ({exc.limit} {exc.maximum})"
         message = Message(raw)
         try:
+            # Handed over again after a lost reply: recipients already taken are not applied twice.
+            key: str | None = None
+            if env.queue_id:
+                key, done = await self.runtime.already_taken(env.queue_id, raw, env.rcpt_tos)
+                if done:
+                    rest = tuple(r for r in env.rcpt_tos if r.strip().strip("<>").strip().lower() not in done)
+                    log.warning("content filter: queue_id=%s handed over again; %d recipient(s) already "
+                                "filtered, %d to decide", env.queue_id, len(env.rcpt_tos) - len(rest), len(rest))
+                    if not rest:
+                        return ACCEPTED_TEXT
+                    env = dataclasses.replace(env, rcpt_tos=rest)
             decision = await self.runtime.engine.decide(env, message)
             tempfail = decision.tempfail
             if tempfail is not None:
@@ -191,7 +203,8 @@ class ContentFilterHandler:
                 log.warning("content filter: refused submission not delivered queue_id=%s from=%s reply=%s",
                             env.queue_id or "-", env.mail_from or "<>", decision.rejected)
                 return ACCEPTED_TEXT
-            await self.runtime.apply(decision, message, reinject=decision.content_groups())
+            await self.runtime.apply(decision, message, reinject=decision.content_groups(),
+                                     taken=(key, env.rcpt_tos) if key is not None else None)
         except Exception:
             log.exception("content filter failed, answering 451 queue_id=%s", env.queue_id or "-")
             return TEMPFAIL_TEXT

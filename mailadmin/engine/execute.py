@@ -31,7 +31,7 @@ from mailadmin.engine.envelope import Message
 from mailadmin.engine.scans import VirusScanner, infected_parts
 from mailadmin.mailtext.compose import add_header, compose_auto_reply, compose_virus_report, tag_spam
 from mailadmin.mailtext.srs import SrsRewriter
-from mailadmin.store import claims, outbox, quarantine
+from mailadmin.store import claims, filtered, outbox, quarantine
 from mailadmin.store.batch import BatchWriter
 
 
@@ -94,13 +94,16 @@ async def execute(
     srs: SrsRewriter | None = None,
     writer: BatchWriter | None = None,
     known_claims: claims.KnownClaims | None = None,
+    taken: tuple[str, Sequence[str]] | None = None,
 ) -> None:
     """Write every database effect of ``decision``; enqueue ``reinject`` groups' copies.
     With ``srs``, forwarded copies leave with the SRS-rewritten sender (SPEC §3).
     With ``writer``, the transaction is shared with concurrent messages'
     (store/batch.py); ``known_claims`` answers auto-reply claims this process
-    has already seen taken, and learns the ones this transaction takes."""
-    if not has_store_effects(decision, reinject, known_claims, now):
+    has already seen taken, and learns the ones this transaction takes.
+    ``taken`` = (key, recipients): the content filter's record that it took the
+    message for them (store/filtered.py), in the same transaction."""
+    if taken is None and not has_store_effects(decision, reinject, known_claims, now):
         suppressed = sum(isinstance(e, AutoReplyTo) for o in decision.outcomes for e in o.effects)
         if suppressed:
             metrics.AUTO_REPLIES.labels("suppressed", "already_replied").inc(suppressed)
@@ -108,7 +111,7 @@ async def execute(
     reports = await _prepare_reports(decision, message, clamd, postmaster)
 
     def work(session: Session) -> _Written:
-        return _write(session, decision, message, reports, now, reinject, srs, known_claims)
+        return _write(session, decision, message, reports, now, reinject, srs, known_claims, taken)
 
     if writer is not None:
         written = await writer.run(work)
@@ -139,7 +142,7 @@ def _in_transaction(session_factory: Callable[[], Session], work: Callable[[Sess
 
 def _write(session: Session, decision: Decision, message: Message, reports: list[tuple[VirusReportTo, bytes]],
            now: dt.datetime, reinject: Sequence[ContentGroup], srs: SrsRewriter | None,
-           known: claims.KnownClaims | None) -> _Written:
+           known: claims.KnownClaims | None, taken: tuple[str, Sequence[str]] | None = None) -> _Written:
     """The statements of one decision, inside the caller's transaction; may
     run again after a failed batch, so everything it counts it returns."""
     env = decision.envelope
@@ -185,4 +188,6 @@ def _write(session: Session, decision: Decision, message: Message, reports: list
         outbox.enqueue(session, purpose="reinject", mail_from=sender,
                        rcpt_tos=list(group.recipients),
                        message=render_copy(message.raw, group.changes), now=now)
+    if taken is not None:
+        filtered.record(session, taken[0], taken[1], now)
     return written

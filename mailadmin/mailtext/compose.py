@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
+from mailadmin.errors import UnrenderableMessage
 from mailadmin.mailtext.addresses import canonical_domain, domain_of, is_valid_address
 from mailadmin.mailtext.headers import decode_header_value
 from mailadmin.mailtext.mime_parts import line_ending, strip_parts_found
@@ -260,7 +261,11 @@ def compose_virus_report(
     none_ja, none_en = "(なし)", "(none)"
     stripped: bytes | None = None
     if removed_parts:
-        candidate, removed = strip_parts_found(original_raw, removed_parts)
+        try:
+            candidate, removed = strip_parts_found(original_raw, removed_parts)
+        except UnrenderableMessage:
+            # Its parts cannot be removed: only its headers go with the report.
+            candidate, removed = b"", frozenset()
         if removed == {p.strip() for p in removed_parts}:
             stripped = candidate
     if direction == "outbound":

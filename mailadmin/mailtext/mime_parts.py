@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.errors
 import email.message
 import email.policy
 import email.utils
@@ -30,7 +31,7 @@ import re
 from collections.abc import Iterable, Iterator
 from email.generator import BytesGenerator
 
-from mailadmin.errors import MessageLimitExceeded
+from mailadmin.errors import MessageLimitExceeded, UnrenderableMessage
 from mailadmin.mailtext.headers import decode_header_value
 
 _PARSE_POLICY = email.policy.compat32
@@ -132,7 +133,13 @@ def mime_depth(raw: bytes, ceiling: int) -> int:
 def _flatten(message: email.message.Message, linesep: str) -> bytes:
     buffer = io.BytesIO()
     policy = _PARSE_POLICY.clone(linesep=linesep, max_line_length=None)
-    BytesGenerator(buffer, mangle_from_=False, policy=policy).flatten(message)
+    try:
+        BytesGenerator(buffer, mangle_from_=False, policy=policy).flatten(message)
+    except (email.errors.MessageError, ValueError, LookupError) as exc:
+        # What the parser let through, the generator may refuse (HeaderParseError for
+        # a value holding a line break before "name:", UnicodeEncodeError for a
+        # non-ASCII boundary line): a documented error, never a crash of the report.
+        raise UnrenderableMessage(f"{type(exc).__name__}: {exc}"[:300]) from None
     return buffer.getvalue()
 
 
@@ -259,6 +266,7 @@ def strip_parts(raw: bytes, remove: Iterable[str]) -> bytes:
 
     A single-part message whose body (``1``) is removed keeps its headers and
     gets the notice as its body.  The preamble and epilogue of every multipart
-    are dropped.  Unknown paths are ignored.
+    are dropped.  Unknown paths are ignored.  A message that cannot be written
+    back out raises :class:`~mailadmin.errors.UnrenderableMessage`.
     """
     return strip_parts_found(raw, remove)[0]

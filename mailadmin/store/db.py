@@ -64,6 +64,12 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
 
 
 def _map_error(context: ExceptionContext) -> BaseException | None:
+    if context.is_pre_ping:
+        # The pool's liveness check of a pooled connection: left to SQLAlchemy,
+        # a disconnect there discards the connection and opens a new one.
+        # Replaced by ServiceUnavailable, the pool never reconnected, and every
+        # connection a PostgreSQL restart had ended failed once more after it.
+        return None
     error = context.sqlalchemy_exception
     # A bare DatabaseError (not Integrity/Programming...) is a damaged file.
     if isinstance(error, OperationalError) or type(error) is DatabaseError or context.is_disconnect:

@@ -244,6 +244,21 @@ class QuarantineItem(Base):
     queue_id: Mapped[str | None] = mapped_column(String(64))
 
 
+class FilteredDelivery(Base):
+    """A message the after-queue content filter has taken, per recipient
+    (store/filtered.py): the MTA's queue ID and the message's digest, written
+    in the transaction of the decision's effects, so a message the MTA hands
+    over again (its reply lost to a crash) is recognised and not applied twice."""
+
+    __tablename__ = "filtered_delivery"
+    __table_args__ = (UniqueConstraint("digest", "recipient"), Index("ix_filtered_delivery_created_at", "created_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class AutoReplyClaim(Base):
     """When a mailbox last auto-replied to a sender (SPEC §6: one reply per window).
 

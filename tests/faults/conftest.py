@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, StoreAccess, start_stack
+from tests.fixtures.databases import PostgresCluster, start_postgres, stop_postgres
 from tests.fixtures.scanners import SpamdInstance, _stop_group, start_spamd
 
 
@@ -68,3 +69,28 @@ def fault_stack(test_mmdb_path: Path) -> Iterator[tuple[Stack, Spamd]]:
         spamd.stop()
         if os.environ.get("MAILADMIN_TEST_KEEP_E2E") is None:
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_fault_stack(fault_stack: tuple[Stack, Spamd]) -> Iterator[tuple[Stack, PostgresCluster]]:
+    """The fault stack on a PostgreSQL store of its own: a throwaway cluster
+    (its own, so stopping it touches no other test's database), the daemon
+    restarted on it and the test's view of the store switched to it; both
+    are switched back to the SQLite store afterwards."""
+    stack, _spamd = fault_stack
+    cluster = start_postgres()
+    sqlite_store = stack.store
+    sqlite_url = stack.daemon.environ["MAILADMIN_DATABASE_URL"]
+    try:
+        url = cluster.create_database("faults")
+        stack.store = StoreAccess(url, sqlite_store.policy)
+        stack.daemon.environ["MAILADMIN_DATABASE_URL"] = url
+        stack.daemon.restart()
+        yield stack, cluster
+    finally:
+        stack.daemon.environ["MAILADMIN_DATABASE_URL"] = sqlite_url
+        stack.store = sqlite_store
+        try:
+            stack.daemon.restart()
+        finally:
+            stop_postgres(cluster)

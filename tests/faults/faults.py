@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mailadmin.store.models import OutboxMessage
 from tests.e2e.stack import Stack
 from tests.faults.conftest import Spamd
+from tests.fixtures.databases import PostgresCluster
 from tests.faults.load import deferrals_since
 
 
@@ -80,6 +81,23 @@ def store_unavailable(stack: Stack) -> Iterator[Callable[[], bool]]:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def postgres_stopped(cluster: PostgresCluster) -> Callable[[Stack], contextlib.AbstractContextManager[Callable[[], bool]]]:
+    """The PostgreSQL store is gone: the server is stopped (``pg_ctl stop -m fast``:
+    every session is ended, the daemon's pooled connections with them) and
+    started again on the same port and data directory.  While it is down
+    nothing can be read or written — rules, quarantine, outbox, claims — and
+    the adapters must tempfail, never accept unscanned or drop."""
+    @contextlib.contextmanager
+    def fault(stack: Stack) -> Iterator[Callable[[], bool]]:
+        offset = stack.postfix.log_size()
+        cluster.stop()
+        try:
+            yield deferrals_since(stack, offset)
+        finally:
+            cluster.start()
+    return fault
 
 
 @contextlib.contextmanager

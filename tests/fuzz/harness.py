@@ -241,6 +241,10 @@ class PureRuntime:
         cfg = make_config()
         return dataclasses.replace(cfg, conf=dataclasses.replace(cfg.conf, limits=self.limits))
 
-    async def apply(self, decision: Decision, message: Message, reinject: Sequence[ContentGroup] = ()) -> None:
+    async def apply(self, decision: Decision, message: Message, reinject: Sequence[ContentGroup] = (),
+                    taken: tuple[str, Sequence[str]] | None = None) -> None:
         await compose_effects(self.engine, decision, message, reinject)
         self.applied += 1
+
+    async def already_taken(self, queue_id: str, raw: bytes, rcpt_tos: Sequence[str]) -> tuple[str, set[str]]:
+        return queue_id, set()

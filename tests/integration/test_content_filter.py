@@ -24,7 +24,7 @@ from mailadmin import jobs, paths
 from mailadmin.adapters.content_filter import parse_xforward, start_content_filter, xtext_decode
 from mailadmin.config import load_all
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, mailboxes, quarantine, rules
+from mailadmin.store import db, filtered, mailboxes, quarantine, rules
 from mailadmin.store.models import OutboxMessage
 from mailadmin.wiring import Runtime, make_runtime
 from tests.fixtures.databases import Backend
@@ -248,6 +248,68 @@ async def test_null_sender_mail_keeps_the_null_sender(
     await jobs.drain_outbox(runtime)
     [got] = sink.received
     assert got.mail_from == "<>"
+
+
+# ---------------------------------------------------------------- handed over again
+
+
+def effects(runtime: Runtime) -> list[tuple[str, list[str]]]:
+    """Every stored effect: outbox rows and quarantine rows, as (kind, recipients)."""
+    with runtime.store.session_factory() as s:
+        held = [("quarantine", [box]) for box in (TAGGED, QUARANTINED, FORWARDER, ALLOWING)
+                for _ in quarantine.list_items(s, box)]
+    return sorted([(r.purpose, sorted(r.rcpt_tos)) for r in outbox_rows(runtime)] + held)
+
+
+async def test_a_message_handed_over_again_is_not_applied_twice(
+        runtime: Runtime, filter_address: tuple[str, int], sink: RelaySink, gtube: str) -> None:
+    """Regression (issue 10, SIGKILL under load): a filter killed between its commit and its
+    250 reaching Postfix gets the same queued message again (Postfix: "message may be sent
+    more than once"); deciding it again stored every effect twice — a second re-injected copy,
+    forward and quarantine row — and the fault tier saw a mailbox get the message twice.
+    Postfix cannot tell a lost reply from a refused one, so neither can this test: it hands
+    the message over twice with the same queue ID, as Postfix does after the lost reply."""
+    rcpts = [TAGGED, QUARANTINED, FORWARDER]
+    raw = spam(gtube)
+    assert await send(filter_address, "alice@example.org", rcpts, raw) == "250"
+    once = effects(runtime)
+    assert once == [("forward", [FORWARD_TO]), ("quarantine", [QUARANTINED]), ("reinject", [TAGGED])]
+    assert await send(filter_address, "alice@example.org", rcpts, raw) == "250"
+    assert effects(runtime) == once
+    await jobs.drain_outbox(runtime)
+    assert sorted(r for item in sink.received for r in item.rcpt_tos) == [FORWARD_TO, TAGGED]
+
+
+async def test_recipients_merged_into_a_later_hand_over_are_decided_once_each(
+        runtime: Runtime, filter_address: tuple[str, int], gtube: str) -> None:
+    """Postfix may hand the recipients of one queue file over in other groups on a retry:
+    only the ones not taken yet are decided."""
+    raw = spam(gtube)
+    assert await send(filter_address, "alice@example.org", [TAGGED], raw) == "250"
+    assert await send(filter_address, "alice@example.org", [TAGGED, QUARANTINED], raw) == "250"
+    assert effects(runtime) == [("quarantine", [QUARANTINED]), ("reinject", [TAGGED])]
+
+
+async def test_another_message_under_a_reused_queue_id_or_without_one_is_decided(
+        runtime: Runtime, filter_address: tuple[str, int]) -> None:
+    """The key is the queue ID *and* the bytes (short Postfix queue IDs are reused); without
+    XFORWARD there is no queue ID and every hand-over is decided, as before."""
+    first, second = make_message("one\n", to=TAGGED), make_message("two\n", to=TAGGED)
+    assert await send(filter_address, "alice@example.org", [TAGGED], first) == "250"
+    assert await send(filter_address, "alice@example.org", [TAGGED], second) == "250"
+    assert await send(filter_address, "alice@example.org", [TAGGED], first, xforward=None) == "250"
+    assert await send(filter_address, "alice@example.org", [TAGGED], first, xforward=None) == "250"
+    assert [r.rcpt_tos for r in outbox_rows(runtime)] == [[TAGGED]] * 4
+
+
+async def test_the_records_of_taken_messages_are_purged_after_their_keeping(
+        runtime: Runtime, filter_address: tuple[str, int]) -> None:
+    assert await send(filter_address, "alice@example.org", [TAGGED], make_message(to=TAGGED)) == "250"
+    with runtime.store.session_factory.begin() as s:
+        assert filtered.purge(s, NOW) == 0  # recorded at NOW: not older than NOW
+        assert filtered.purge(s, NOW + dt.timedelta(days=filtered.KEPT_DAYS, seconds=1)) == 1
+    counts = await jobs.purge_once(runtime)
+    assert counts["filtered"] == 0
 
 
 async def test_clamd_down_is_451_and_nothing_is_stored(database_url: str, 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailadmin.errors import ServiceUnavailable
 from mailadmin.store import db
 from mailadmin.store import mailboxes
+from tests.fixtures.databases import start_postgres, stop_postgres
 from tests.fixtures.scanners import free_tcp_port
 from mailadmin.store.models import Base, Domain, ForwardDestination, Mailbox, OutboxMessage
 
@@ -241,3 +242,30 @@ def test_locked_database_times_out_as_a_service_error(db_url: str, monkeypatch: 
         holder.execute("ROLLBACK")
         holder.close()
         engine.dispose()
+
+
+def test_a_postgresql_restart_costs_no_operation_and_an_outage_is_unavailable() -> None:
+    """Regression (issue 10, PostgreSQL stopped under load): the error mapping
+    replaced the pre-ping's disconnect error with ServiceUnavailable, so the
+    pool never reconnected a connection the restart had ended: every pooled
+    connection failed once more after the server was back (the fault tier's
+    own store view failed on it)."""
+    cluster = start_postgres()
+    try:
+        engine = db.make_engine(cluster.create_database("restart"), pool_size=3, max_overflow=0)
+        held = [engine.connect() for _ in range(3)]
+        for conn in held:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+            conn.close()  # back to the pool, alive
+        cluster.stop()
+        with pytest.raises(ServiceUnavailable):
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        cluster.start()
+        again = [engine.connect() for _ in range(3)]
+        assert [c.execute(text("SELECT 1")).scalar() for c in again] == [1, 1, 1]
+        for conn in again:
+            conn.close()
+        engine.dispose()
+    finally:
+        stop_postgres(cluster)
