@@ -70,11 +70,21 @@ def create_session(session: Session, address: str, now: dt.datetime) -> str:
     return token
 
 
+# The idle clock is written at most this often.  Writing it on every request
+# made every page view a write transaction, and SQLite runs one writer at a
+# time: with 50 sessions browsing, page views queued behind each other's
+# session writes (bench/web_load.py).  A session may so end up to this much
+# before its idle timeout, never after it.
+TOUCH_EVERY_SECONDS = 60
+
+
 def touch_session(
-    session: Session, token: str, now: dt.datetime, *, idle_seconds: int, max_age_seconds: int
+    session: Session, token: str, now: dt.datetime, *, idle_seconds: int, max_age_seconds: int,
+    touch_every_seconds: int = TOUCH_EVERY_SECONDS,
 ) -> SessionInfo | None:
-    """The live session of ``token``, its idle clock restarted; None (and the row
-    deleted) when it is unknown or expired."""
+    """The live session of ``token``, its idle clock restarted (written when it
+    is ``touch_every_seconds`` old or more); None (and the row deleted) when it
+    is unknown or expired."""
     row = session.get(WebSession, _hash(token))
     if row is None:
         return None
@@ -83,7 +93,8 @@ def touch_session(
         session.delete(row)
         session.flush()
         return None
-    row.last_seen_at = now
+    if now - row.last_seen_at >= dt.timedelta(seconds=touch_every_seconds):
+        row.last_seen_at = now
     address = session.scalar(select(Mailbox.address).where(Mailbox.id == row.mailbox_id))
     if address is None:
         return None
