@@ -223,6 +223,7 @@ async def run(args: argparse.Namespace) -> None:
             fmt = {".json": "speedscope", ".txt": "raw"}.get(Path(args.py_spy).suffix, "flamegraph")
             exe = Path(sys.executable).parent / "py-spy"
             spy = subprocess.Popen([str(exe) if exe.exists() else "py-spy", "record", "--threads",
+                                    *args.py_spy_args.split(),
                                     "-f", fmt, "-o", args.py_spy,
                                     "-d", str(int(args.seconds)), "-p", str(server.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -268,6 +269,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--think", type=float, default=1.0, help="mean think time between clicks, s (0: none)")
     ap.add_argument("--py-spy", metavar="FILE", help="record a py-spy profile of the server (.svg, .json or collapsed stacks .txt)")
+    ap.add_argument("--py-spy-args", default="", help='more py-spy options, e.g. "--gil" (CPU only)')
     ap.add_argument("--save-share", type=float, default=0.3, help="share of clicks that save (3 requests each)")
     asyncio.run(run(ap.parse_args()))
 
