@@ -15,7 +15,7 @@ from mailadmin.verdicts import Allowed, CheckResult, Pass
 
 async def check(ctx: RecipientContext) -> CheckResult:
     senders = ctx.sender_addresses()
-    entry = first_matching_entry(ctx.rules.allow_list, senders)
+    entry = ctx.rules.allow_list_matcher.first_match(senders)
     if entry is not None:
         return Allowed(entry, "mailbox")
     entry = first_matching_entry(ctx.filters.allow, senders)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mailadmin.checks.context import RecipientContext
-from mailadmin.mailtext.addresses import first_matching_entry
 from mailadmin.mailtext.headers import normalize_for_match
 from mailadmin.verdicts import Blocked, CheckResult, Pass
 
@@ -29,14 +28,14 @@ def matching_subject_entry(entries: Iterable[str], subject: str | None) -> str |
 
 
 async def check_sender(ctx: RecipientContext) -> CheckResult:
-    entry = first_matching_entry(ctx.rules.reject_sender, ctx.sender_addresses())
+    entry = ctx.rules.reject_sender_matcher.first_match(ctx.sender_addresses())
     if entry is not None:
         return Blocked("reject_sender", entry)
     return Pass()
 
 
 async def check_subject(ctx: RecipientContext) -> CheckResult:
-    entry = matching_subject_entry(ctx.rules.reject_subject, ctx.message.subject)
+    entry = ctx.rules.reject_subject_matcher.first_match(ctx.message.subject)
     if entry is not None:
         return Blocked("reject_subject", entry)
     return Pass()

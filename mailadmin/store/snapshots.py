@@ -1,14 +1,19 @@
 """Frozen snapshots of per-mailbox rules: what the engine and checks see.
 
-The store loads one :class:`MailboxRules` per recipient per message (no
-cross-process cache, so a change saved on the page governs the next message:
-SPEC §10).  Checks never see an ORM object or a session.
+The store loads one :class:`MailboxRules` per recipient (kept in memory by
+store/rules_cache.py only while the rules generation is unchanged, so a change
+saved on the page governs the next message: SPEC §10).  Checks never see an
+ORM object or a session.  A snapshot compiles its reject and allow lists on
+first use (mailtext/matchers.py) and keeps them for as long as it lives.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
+
+from mailadmin.mailtext.matchers import SenderMatcher, SubjectMatcher
 
 # SPEC §4 header conditions, in the order of the manual's five checkboxes.
 HEADER_CONDITIONS: tuple[str, ...] = (
@@ -72,6 +77,36 @@ class MailboxRules:
     spam_quarantine: bool = False
     quarantine_notice: bool = False
     overseas_unlocked_until: dt.datetime | None = None
+    # The compiled lists, built on first use and kept with the snapshot, so a
+    # cached snapshot (store/rules_cache.py) compiles its lists once.
+    _matchers: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _sender_matcher(self, name: str, entries: tuple[str, ...]) -> SenderMatcher:
+        matcher = self._matchers.get(name)
+        if matcher is None:
+            # Two threads may both build it: the same result, one is kept.
+            matcher = self._matchers.setdefault(name, SenderMatcher(entries))
+        assert isinstance(matcher, SenderMatcher)
+        return matcher
+
+    @property
+    def reject_sender_matcher(self) -> SenderMatcher:
+        """``reject_sender`` compiled (mailtext/matchers.py)."""
+        return self._sender_matcher("reject_sender", self.reject_sender)
+
+    @property
+    def allow_list_matcher(self) -> SenderMatcher:
+        """``allow_list`` compiled (mailtext/matchers.py)."""
+        return self._sender_matcher("allow_list", self.allow_list)
+
+    @property
+    def reject_subject_matcher(self) -> SubjectMatcher:
+        """``reject_subject`` compiled (mailtext/matchers.py)."""
+        matcher = self._matchers.get("reject_subject")
+        if matcher is None:
+            matcher = self._matchers.setdefault("reject_subject", SubjectMatcher(self.reject_subject))
+        assert isinstance(matcher, SubjectMatcher)
+        return matcher
 
     @property
     def keeps_local_copy(self) -> bool:

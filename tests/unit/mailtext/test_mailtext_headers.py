@@ -10,6 +10,8 @@ import email.policy
 import quopri
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailadmin.mailtext.headers import (
     contains_half_width_katakana,
@@ -249,3 +251,29 @@ def test_substring_match_after_normalisation() -> None:
 )
 def test_contains_half_width_katakana(text: str, expected: bool) -> None:
     assert contains_half_width_katakana(text) is expected
+
+
+def _printable_by_category(text: str) -> str:
+    """The per-character definition the regular expressions in headers.py stand for."""
+    import unicodedata
+
+    out = []
+    for char in text:
+        category = unicodedata.category(char)
+        out.append(" " if category == "Cc" and char != "\t" else "\ufffd" if category == "Cs" else char)
+    return "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0xFFFF), max_size=40))
+def test_printable_is_the_cc_and_cs_categories(text: str) -> None:
+    from mailadmin.mailtext.headers import _printable
+
+    assert _printable(text) == _printable_by_category(text)
+
+
+def test_printable_covers_every_control_and_surrogate_code_point() -> None:
+    from mailadmin.mailtext.headers import _printable
+
+    every = "".join(chr(c) for c in range(0x110000))
+    assert _printable(every) == _printable_by_category(every)
