@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from mailadmin.errors import EntryError, Problem
 from mailadmin.store import rules
 from mailadmin.store.snapshots import AutoReply, SenderReply
-from mailadmin.webapp.app import Page, page_of
+from mailadmin.webapp.page import Page, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 from mailadmin.webapp.views.account import local_time
 from mailadmin.webapp.views.lists import load_rules
