@@ -34,6 +34,13 @@ def _key(address: str) -> str:
     return address.strip().strip("<>").strip().lower()
 
 
+def _may_reply(last_sent_at: Any, now: dt.datetime, window: dt.timedelta) -> Any:
+    """The window rule itself: a new reply may go when the last one went at
+    least ``window`` before ``now``.  The claim takes the claim on it, the dry
+    run reads it; neither words it again."""
+    return last_sent_at <= bindparam("cutoff", now - window, type_=UTCDateTime())
+
+
 def claim_statement(
     dialect: str, mailbox: str, sender: str, now: dt.datetime, window: dt.timedelta
 ) -> Any:
@@ -52,7 +59,7 @@ def claim_statement(
     return statement.on_conflict_do_update(
         index_elements=[_claims.c.mailbox_address, _claims.c.sender],
         set_={"last_sent_at": statement.excluded.last_sent_at},
-        where=_claims.c.last_sent_at <= bindparam("cutoff", now - window, type_=UTCDateTime()),
+        where=_may_reply(_claims.c.last_sent_at, now, window),
     )
 
 
@@ -80,13 +87,14 @@ def is_auto_reply_claimed(
 ) -> bool:
     """Whether a reply from ``mailbox`` to ``sender`` was claimed within ``window``
     before ``now`` (read only: what a dry run reports)."""
-    last = session.scalar(
-        select(AutoReplyClaim.last_sent_at).where(
+    claimed = session.scalar(
+        select(AutoReplyClaim.id).where(
             AutoReplyClaim.mailbox_address == _key(mailbox),
             AutoReplyClaim.sender == _key(sender),
+            ~_may_reply(AutoReplyClaim.last_sent_at, now, window),
         )
     )
-    return last is not None and last > now - window
+    return claimed is not None
 
 
 def forget_auto_reply_claims(session: Session, mailbox: str) -> int:

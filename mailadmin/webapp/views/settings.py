@@ -84,7 +84,9 @@ async def _auto_reply_input(page: Page, form: Form | None, problems: Sequence[st
     spare = max(0, min(SPARE_SENDER_ROWS,
                        page.policy.limits.max_per_sender_replies - len(values["per_sender"])))
     rows = values["per_sender"] + [{"pattern": "", "subject": "", "body": ""}] * spare
+    # The window is the policy's: the page names it, never a number of its own.
     return page.render("auto_reply/input.html", values=values, rows=rows, problems=list(problems),
+                       window_hours=page.policy.auto_reply.window_hours,
                        status=400 if problems else 200)
 
 
