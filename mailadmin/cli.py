@@ -218,16 +218,16 @@ def cmd_mailbox_passwd(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_rules_export(args: argparse.Namespace, config: Config) -> int:
-    from mailadmin.store import rules
+    from mailadmin.store import rules_document
 
     with open_store(config).session_factory() as session:
-        doc = rules.export_rules(session, args.address.lower())
+        doc = rules_document.export_rules(session, args.address.lower())
     _out(json.dumps(doc, ensure_ascii=False, indent=2))
     return 0
 
 
 def cmd_rules_import(args: argparse.Namespace, config: Config) -> int:
-    from mailadmin.store import rules
+    from mailadmin.store import rules_document
 
     address = args.address.lower()
     try:
@@ -240,7 +240,7 @@ def cmd_rules_import(args: argparse.Namespace, config: Config) -> int:
     policy = config.policies.for_domain(address.rpartition("@")[2])
     asyncio.run(_check_forward_domains(doc, address, policy, config))
     with open_store(config).session_factory.begin() as session:
-        rules.import_rules(session, address, doc, policy)
+        rules_document.import_rules(session, address, doc, policy)
     _out(f"{address}: rules imported")
     return 0
 

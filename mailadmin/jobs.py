@@ -42,9 +42,8 @@ import logging
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailadmin import metrics, quarantine_links
@@ -55,11 +54,9 @@ from mailadmin.mailtext.addresses import domain_of
 from mailadmin.mailtext.account_mail import ChangeText, NoticeChange, compose_change_notice, format_moment
 from mailadmin.mailtext.compose import compose_quarantine_notice
 from mailadmin.services import relay
-from mailadmin.store import change_events, claims, contact, filtered, outbox, quarantine
-from mailadmin.store.models import Mailbox, QuarantineItem
-
-if TYPE_CHECKING:
-    from mailadmin.wiring import Runtime
+from mailadmin.store import change_events, claims, contact, outbox, quarantine, retention
+from mailadmin.store.models import QuarantineItem
+from mailadmin.wiring import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -235,24 +232,14 @@ async def purge_once(runtime: Runtime) -> dict[str, int]:
     records of the messages it took (store/filtered.py) after their keeping."""
     now = runtime.clock()
     config = runtime.config()
-    reply_window = dt.timedelta(hours=_longest(config, lambda p: p.auto_reply.window_hours))
-    # Code-request counters share the login-failure table (other key prefixes).
-    login_window = dt.timedelta(minutes=max(_longest(config, lambda p: p.login.window_minutes),
-                                            _longest(config, lambda p: p.contact.request_window_minutes)))
-    code_kept = dt.timedelta(hours=_longest(config, lambda p: p.contact.code_ttl_hours))
-
-    def purge(session: Session) -> dict[str, int]:
-        return {
-            "quarantine": quarantine.purge_expired(session, now),
-            "outbox_sent": outbox.purge_sent(session, now - dt.timedelta(days=SENT_KEPT_DAYS)),
-            "auto_reply_claims": claims.purge_auto_reply_claims(session, now - reply_window),
-            "login_failures": claims.purge_login_failures(session, now - login_window),
-            "verification_codes": contact.purge_codes(session, now - code_kept),
-            "change_events": change_events.purge_notified(session, now - dt.timedelta(days=SENT_KEPT_DAYS)),
-            "filtered": filtered.purge(session, now - dt.timedelta(days=filtered.KEPT_DAYS)),
-        }
-
-    counts = await _in_session(runtime, purge)
+    keep = retention.Retention(
+        sent_kept=dt.timedelta(days=SENT_KEPT_DAYS),
+        reply_window=dt.timedelta(hours=_longest(config, lambda p: p.auto_reply.window_hours)),
+        login_window=dt.timedelta(minutes=max(_longest(config, lambda p: p.login.window_minutes),
+                                              _longest(config, lambda p: p.contact.request_window_minutes))),
+        code_kept=dt.timedelta(hours=_longest(config, lambda p: p.contact.code_ttl_hours)),
+    )
+    counts = await _in_session(runtime, lambda s: retention.purge(s, now, keep))
     if any(counts.values()):
         log.info("purge %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
@@ -280,26 +267,9 @@ async def run_quarantine_purge(runtime: Runtime, stop: asyncio.Event) -> None:
 # ---------------------------------------------------------------- quarantine notices
 
 
-def last_notice_at(session: Session, mailbox: str) -> dt.datetime | None:
-    """When ``mailbox`` was last sent a quarantine notice (its items' latest ``notified_at``)."""
-    value = session.scalar(
-        select(func.max(QuarantineItem.notified_at))
-        .join(Mailbox, QuarantineItem.mailbox_id == Mailbox.id)
-        .where(Mailbox.address == mailbox)
-    )
-    if value is None:
-        return None
-    # MAX() goes around the column type on SQLite: naive text comes back.
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
 def _notice_allowed(session: Session, config: Config, mailbox: str, now: dt.datetime) -> bool:
     interval = config.policies.for_domain(domain_of(mailbox)).quarantine.notice_interval_minutes
-    last = last_notice_at(session, mailbox)
-    return last is None or now >= last + dt.timedelta(minutes=interval)
+    return quarantine.notice_allowed(session, mailbox, now, interval)
 
 
 class _Taken(Exception):

@@ -14,13 +14,13 @@ other ``*.list`` name is an error, since a misspelt file would block nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from mailadmin.config._schema import did_you_mean
 from mailadmin.config._sources import Sources
 from mailadmin.config.model import LimitsPolicy, SiteFilters
 from mailadmin.errors import ConfigError, EntryError
+from mailadmin.mailtext.entries import EntryKind, check_entries, parse_header_conditions
 
 LIST_SUFFIX = ".list"
 FILES: dict[str, str] = {
@@ -30,67 +30,45 @@ FILES: dict[str, str] = {
     "header_conditions.list": "header_conditions",
 }
 
-Validator = Callable[[str], str]
-# What two entries are compared by for duplicates: the same as the subscriber's lists.
-DuplicateKey = Callable[[str], str]
 
 
-def _validators(limits: LimitsPolicy) -> dict[str, tuple[Validator, DuplicateKey]]:
-    # Imported here: mailtext sits below config in the import order, and this
-    # keeps loading conf/ and policies/ independent of it.
-    from mailadmin.mailtext.entries import (
-        parse_header_conditions,
-        parse_sender_entry,
-        parse_subject_entry,
-        sender_entry_key,
-        subject_entry_key,
-    )
-
-    def sender(raw: str) -> str:
-        return parse_sender_entry(raw, max_length=limits.entry_max_length)
-
-    def subject(raw: str) -> str:
-        return parse_subject_entry(
-            raw, min_length=limits.subject_entry_min_length, max_length=limits.entry_max_length
-        )
-
-    def condition(raw: str) -> str:
-        (name,) = parse_header_conditions([raw])
-        return name
-
-    return {
-        "sender_block": (sender, sender_entry_key),
-        "allow": (sender, sender_entry_key),
-        "subject_block": (subject, subject_entry_key),
-        "header_conditions": (condition, str),
-    }
-
-
-def parse_list(
-    text: str, file: str, validate: Validator, duplicate_key: DuplicateKey = str
-) -> tuple[str, ...]:
+def parse_list(text: str, file: str, kind: EntryKind, limits: LimitsPolicy) -> tuple[str, ...]:
     """Entries of one list file, in file order; ConfigError(file, line, reason) on a bad line."""
+    typed = ((number, line.strip()) for number, line in enumerate(text.splitlines(), 1))
     entries: list[str] = []
-    first_line: dict[str, tuple[int, str]] = {}
+    for checked in check_entries(kind, ((n, raw) for n, raw in typed
+                                        if raw and not raw.startswith("#")), limits):
+        number, entry = checked.position, checked.entry
+        if entry is None:
+            # The validator's messages quote the entry, as on the web form.
+            raise ConfigError(file, number, "; ".join(p.text for p in checked.problems))
+        if checked.first is not None:
+            line_before, entry_before = checked.first
+            same = "" if entry_before == entry else f" as {entry_before!r}"
+            raise ConfigError(
+                file, number, f"duplicate entry {entry!r}: already on line {line_before}{same}"
+            )
+        entries.append(entry)
+    return tuple(entries)
+
+
+def parse_conditions(text: str, file: str) -> frozenset[str]:
+    """The names of ``header_conditions.list``; ConfigError(file, line, reason) on a bad line."""
+    names: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         raw = line.strip()
         if not raw or raw.startswith("#"):
             continue
         try:
-            entry = validate(raw)
+            (name,) = parse_header_conditions([raw])
         except EntryError as exc:
-            # The validator's messages quote the entry, as on the web form.
             raise ConfigError(file, number, "; ".join(exc.messages)) from None
-        key = duplicate_key(entry)
-        if key in first_line:
-            line_before, entry_before = first_line[key]
-            same = "" if entry_before == entry else f" as {entry_before!r}"
+        if name in names:
             raise ConfigError(
-                file, number, f"duplicate entry {entry!r}: already on line {line_before}{same}"
+                file, number, f"duplicate entry {name!r}: already on line {names[name]}"
             )
-        first_line[key] = (number, entry)
-        entries.append(entry)
-    return tuple(entries)
+        names[name] = number
+    return frozenset(names)
 
 
 def load_site_filters(filters_dir: Path, limits: LimitsPolicy, sources: Sources) -> SiteFilters:
@@ -106,16 +84,18 @@ def load_site_filters(filters_dir: Path, limits: LimitsPolicy, sources: Sources)
                 f"unknown filters file {name}{did_you_mean(name, FILES)}"
                 f" (known: {', '.join(FILES)})",
             )
-    validators = _validators(limits)
-    lists: dict[str, tuple[str, ...]] = {}
-    for name, field in FILES.items():
-        path = filters_dir / name
-        text = sources.read_text(path)
-        validate, duplicate_key = validators[field]
-        lists[field] = () if text is None else parse_list(text, str(path), validate, duplicate_key)
+    texts = {field: (str(filters_dir / name), sources.read_text(filters_dir / name))
+             for name, field in FILES.items()}
+
+    def entries(field: str, kind: EntryKind) -> tuple[str, ...]:
+        file, text = texts[field]
+        return () if text is None else parse_list(text, file, kind, limits)
+
+    conditions_file, conditions_text = texts["header_conditions"]
     return SiteFilters(
-        sender_block=lists["sender_block"],
-        subject_block=lists["subject_block"],
-        allow=lists["allow"],
-        header_conditions=frozenset(lists["header_conditions"]),
+        sender_block=entries("sender_block", "sender"),
+        subject_block=entries("subject_block", "subject"),
+        allow=entries("allow", "sender"),
+        header_conditions=(frozenset() if conditions_text is None
+                           else parse_conditions(conditions_text, conditions_file)),
     )

@@ -1,21 +1,26 @@
 """The one validator per kind of subscriber input: password (SPEC §1),
-forwarding destination (SPEC §3), From and Subject entries (SPEC §4, §5) and
-header conditions (SPEC §4).
+forwarding destination (SPEC §3), From and Subject entries (SPEC §4, §5),
+header conditions (SPEC §4) and the auto-reply messages (SPEC §6).
 
 The web form, the CLI import, the ``filters/`` files and the database all
 call these, so an entry accepted in one place is accepted everywhere.  Each
 broken rule is one :class:`~mailadmin.errors.Problem` with a stable ``code``
 and ``params`` (the web UI translates them); ``text`` is the English message.
+
+The limits come in as plain values (:class:`EntryLimits`,
+:class:`PasswordRules`: the policy's own objects fit them), so this module
+sits below ``config`` and ``config`` can use it to read ``filters/``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 import unicodedata
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
-from mailadmin.config.model import LimitsPolicy, PasswordPolicy
 from mailadmin.errors import EntryError, Problem
 from mailadmin.mailtext.addresses import (
     canonical_address,
@@ -25,6 +30,41 @@ from mailadmin.mailtext.addresses import (
 )
 from mailadmin.mailtext.headers import contains_half_width_katakana, normalize_for_match
 from mailadmin.store.snapshots import HEADER_CONDITIONS
+
+EntryKind = Literal["sender", "subject"]
+
+# A Subject header line stays well inside RFC 5322's 998 octets after encoding.
+AUTO_REPLY_SUBJECT_MAX_LENGTH = 200
+AUTO_REPLY_BODY_MAX_LENGTH = 10_000
+
+
+class EntryLimits(Protocol):
+    """The entry limits of a policy (``LimitsPolicy`` is one)."""
+
+    @property
+    def entries_per_submission(self) -> int: ...
+    @property
+    def entry_max_length(self) -> int: ...
+    @property
+    def subject_entry_min_length(self) -> int: ...
+    @property
+    def max_entries_per_list(self) -> int: ...
+    @property
+    def max_forwarding_destinations(self) -> int: ...
+    @property
+    def max_per_sender_replies(self) -> int: ...
+
+
+class PasswordRules(Protocol):
+    """The password rule of a policy (``PasswordPolicy`` is one)."""
+
+    @property
+    def min_length(self) -> int: ...
+    @property
+    def max_length(self) -> int: ...
+    @property
+    def allowed_symbols(self) -> str: ...
+
 
 _PASSWORD_LETTERS = frozenset(string.ascii_letters)
 _PASSWORD_DIGITS = frozenset(string.digits)
@@ -38,7 +78,7 @@ def _describe_character(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
-def check_password(password: str, policy: PasswordPolicy) -> None:
+def check_password(password: str, policy: PasswordRules) -> None:
     """SPEC §1 password rule; raises :class:`EntryError` with one problem per broken rule."""
     problems: list[Problem] = []
     length = len(password)
@@ -77,7 +117,7 @@ def check_password(password: str, policy: PasswordPolicy) -> None:
         raise EntryError(problems)
 
 
-def new_password_problems(new: str, again: str, policy: PasswordPolicy) -> list[Problem]:
+def new_password_problems(new: str, again: str, policy: PasswordRules) -> list[Problem]:
     """A new password typed twice (password change, reset): one problem per broken
     rule of SPEC §1, and one when the repetition differs."""
     problems: list[Problem] = []
@@ -218,11 +258,64 @@ def subject_entry_key(entry: str) -> str:
     return normalize_for_match(entry)
 
 
+def parse_entry(kind: EntryKind, raw: str, limits: EntryLimits) -> str:
+    """A From (``sender``) or Subject (``subject``) entry within ``limits``, normalised."""
+    if kind == "sender":
+        return parse_sender_entry(raw, limits.entry_max_length)
+    return parse_subject_entry(raw, limits.subject_entry_min_length, limits.entry_max_length)
+
+
+def entry_key(kind: EntryKind, entry: str) -> str:
+    """What two entries of ``kind`` are compared by for duplicates."""
+    return sender_entry_key(entry) if kind == "sender" else subject_entry_key(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEntry:
+    """One entry of a list as :func:`check_entries` found it."""
+
+    position: int  # the caller's: a line number, an index in a document
+    raw: str
+    entry: str | None = None  # normalised; None when invalid
+    problems: tuple[Problem, ...] = ()  # why it is invalid
+    existing: bool = False  # the same as an entry already in the list
+    first: tuple[int, str] | None = None  # (position, entry) of an earlier equal one
+
+
+def check_entries(
+    kind: EntryKind,
+    items: Iterable[tuple[int, str]],
+    limits: EntryLimits,
+    existing: Iterable[str] = (),
+) -> Iterator[CheckedEntry]:
+    """Every ``(position, raw)`` item checked in turn: parsed by :func:`parse_entry`,
+    then compared by :func:`entry_key` with ``existing`` and with the valid
+    items before it.  The one loop behind a page submission, an import
+    document's list and a ``filters/`` file; each words the outcome its way.
+    Lazy: ``items`` is read one at a time."""
+    existing_keys = {entry_key(kind, e) for e in existing}
+    seen: dict[str, tuple[int, str]] = {}
+    for position, raw in items:
+        try:
+            entry = parse_entry(kind, raw, limits)
+        except EntryError as error:
+            yield CheckedEntry(position, raw, problems=error.problems)
+            continue
+        key = entry_key(kind, entry)
+        if key in existing_keys:
+            yield CheckedEntry(position, raw, entry, existing=True)
+        elif key in seen:
+            yield CheckedEntry(position, raw, entry, first=seen[key])
+        else:
+            seen[key] = (position, entry)
+            yield CheckedEntry(position, raw, entry)
+
+
 def validate_entries(
-    kind: Literal["sender", "subject"],
+    kind: EntryKind,
     lines: Sequence[str],
     existing: Sequence[str],
-    limits: LimitsPolicy,
+    limits: EntryLimits,
 ) -> list[str]:
     """One submission of From or Subject entries, one per line (SPEC §4).
 
@@ -233,12 +326,6 @@ def validate_entries(
     """
     problems: list[Problem] = []
     accepted: list[str] = []
-    seen: dict[str, str] = {}
-    if kind == "sender":
-        key = sender_entry_key
-    else:
-        key = subject_entry_key
-    existing_keys = {key(e) for e in existing}
     typed = [
         (number, line.strip())
         for number, line in enumerate(_split_lines(lines), start=1)
@@ -253,31 +340,23 @@ def validate_entries(
             "can be added at a time.",
             {"count": len(typed), "max_count": limits.entries_per_submission},
         ))
-    for number, line in typed:
-        try:
-            if kind == "sender":
-                entry = parse_sender_entry(line, limits.entry_max_length)
-            else:
-                entry = parse_subject_entry(
-                    line, limits.subject_entry_min_length, limits.entry_max_length
-                )
-        except EntryError as error:
-            problems.extend(_with_line(p, number) for p in error.problems)
+    for checked in check_entries(kind, typed, limits, existing):
+        number, entry = checked.position, checked.entry
+        if entry is None:
+            problems.extend(_with_line(p, number) for p in checked.problems)
             continue
-        entry_key = key(entry)
         params: dict[str, str | int] = {"entry": entry, "line": number}
-        if entry_key in existing_keys:
+        if checked.existing:
             problems.append(Problem(
                 "duplicate_existing", f"'{_clip(entry)}' is already registered.", params,
             ))
-        elif entry_key in seen:
+        elif checked.first is not None:
             problems.append(Problem(
                 "duplicate_in_submission",
                 f"'{_clip(entry)}' is entered more than once.",
-                {**params, "first": seen[entry_key]},
+                {**params, "first": checked.first[1]},
             ))
         else:
-            seen[entry_key] = entry
             accepted.append(entry)
     total = len(existing) + len(accepted)
     if total > limits.max_entries_per_list:
@@ -309,7 +388,7 @@ def parse_forward_destination(
     raw: str,
     mailbox: str,
     existing: Sequence[str],
-    limits: LimitsPolicy,
+    limits: EntryLimits,
 ) -> str:
     """A forwarding destination (SPEC §3): a valid address, not the mailbox
     itself, not already in the list, within the destination limit.
@@ -372,3 +451,117 @@ def parse_header_conditions(values: Iterable[str]) -> frozenset[str]:
     if problems:
         raise EntryError(problems)
     return frozenset(chosen)
+
+
+# ---------------------------------------------------------------- auto-reply (SPEC §6)
+
+
+@dataclass(frozen=True, slots=True)
+class AutoReplyText:
+    """An auto-reply's settings as typed: its message, the per-sender messages
+    ``(pattern, subject, body)`` and the period (dates in the policy's zone)."""
+
+    enabled: bool
+    subject: str
+    body: str
+    per_sender: tuple[tuple[str, str, str], ...] = ()
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+
+def _text_problems(text: str, field: str, max_length: int, *, multiline: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    params: dict[str, str | int] = {"field": field}
+    if len(text) > max_length:
+        problems.append(Problem(
+            f"auto_reply_{field}_too_long",
+            f"The {field} may have at most {max_length} characters (it has {len(text)}).",
+            {**params, "max_length": max_length, "length": len(text)},
+        ))
+    allowed_controls = "\r\n\t" if multiline else "\t"
+    if any(unicodedata.category(c) == "Cc" and c not in allowed_controls for c in text):
+        # A line break in a subject would let the text add headers of its own.
+        problems.append(Problem(
+            f"auto_reply_{field}_control_characters",
+            f"The {field} contains control characters"
+            + ("." if multiline else " (it must be one line)."),
+            params,
+        ))
+    return problems
+
+
+def _message_problems(subject: str, body: str, where: str, in_document: bool) -> list[Problem]:
+    """Problems of one subject + body; in an import document each is named by its JSON path."""
+    subject_problems = _text_problems(subject, "subject", AUTO_REPLY_SUBJECT_MAX_LENGTH, multiline=False)
+    body_problems = _text_problems(body, "body", AUTO_REPLY_BODY_MAX_LENGTH, multiline=True)
+    if in_document:
+        return (prefixed(subject_problems, f"{where}.subject")
+                + prefixed(body_problems, f"{where}.body"))
+    return prefixed(subject_problems + body_problems, where)
+
+
+def prefixed(problems: Iterable[Problem], prefix: str) -> list[Problem]:
+    """``problems`` each named by where they are (a JSON path, "Per-sender message 2")."""
+    if not prefix:
+        return list(problems)
+    return [Problem(p.code, f"{prefix}: {p.text}", {**p.params, "path": prefix}) for p in problems]
+
+
+def check_auto_reply(
+    auto_reply: AutoReplyText, limits: EntryLimits, path: str = ""
+) -> tuple[tuple[str, ...], list[Problem]]:
+    """The normalised per-sender patterns of ``auto_reply``, and every problem with it.
+
+    ``path`` names where the settings came from in problem texts ("" for the
+    page, ``auto_reply`` in an import document).  An invalid pattern is
+    returned as typed, with its problems.
+    """
+    def at(field: str) -> str:
+        return f"{path}.{field}" if path else ""
+
+    in_document = bool(path)
+    problems = _message_problems(auto_reply.subject, auto_reply.body, path, in_document)
+    if auto_reply.enabled and not (auto_reply.subject.strip() and auto_reply.body.strip()):
+        problems += prefixed([Problem(
+            "auto_reply_message_empty",
+            "An auto-reply needs a subject and a message to be turned on.",
+        )], path)
+    if len(auto_reply.per_sender) > limits.max_per_sender_replies:
+        problems += prefixed([Problem(
+            "auto_reply_too_many_senders",
+            f"At most {limits.max_per_sender_replies} per-sender messages can be set.",
+            {"max_count": limits.max_per_sender_replies, "count": len(auto_reply.per_sender)},
+        )], at("per_sender"))
+    patterns: list[str] = []
+    seen: set[str] = set()
+    for index, (raw_pattern, subject, body) in enumerate(auto_reply.per_sender):
+        where = f"{path}.per_sender[{index}]" if in_document else f"Per-sender message {index + 1}"
+        try:
+            pattern = parse_sender_entry(raw_pattern, limits.entry_max_length)
+        except EntryError as exc:
+            problems += prefixed(exc.problems, where)
+            pattern = raw_pattern
+        else:
+            key = sender_entry_key(pattern)
+            if key in seen:
+                problems += prefixed([Problem(
+                    "duplicate_in_submission",
+                    f"'{pattern}' has a per-sender message already (the first one wins).",
+                    {"entry": pattern},
+                )], where)
+            seen.add(key)
+        problems += _message_problems(subject, body, where, in_document)
+        if not (subject.strip() and body.strip()):
+            problems += prefixed([Problem(
+                "auto_reply_message_empty", "A per-sender message needs a subject and a message.",
+            )], where)
+        patterns.append(pattern)
+    if (auto_reply.start_date is not None and auto_reply.end_date is not None
+            and auto_reply.start_date > auto_reply.end_date):
+        problems += prefixed([Problem(
+            "auto_reply_period_invalid",
+            "The end date of the auto-reply period is before its start date.",
+            {"start_date": auto_reply.start_date.isoformat(),
+             "end_date": auto_reply.end_date.isoformat()},
+        )], at("end_date"))
+    return tuple(patterns), problems

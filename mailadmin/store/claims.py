@@ -36,6 +36,14 @@ def _key(address: str) -> str:
     return address.strip().strip("<>").strip().lower()
 
 
+def _may_reply(last_sent_at: Any, cutoff: Any) -> Any:
+    """The window rule itself: a new reply may go when the last one went at or
+    before ``cutoff`` (now − window).  On a column it is the claim's SQL
+    condition, on a datetime the dry run's and :class:`KnownClaims`' answer;
+    nobody words it again."""
+    return last_sent_at <= cutoff
+
+
 _CLAIM_STATEMENTS: dict[str, Any] = {}
 
 
@@ -60,7 +68,7 @@ def claim_statement(dialect: str) -> Any:
     statement = insert_statement.on_conflict_do_update(
         index_elements=[_claims.c.mailbox_address, _claims.c.sender],
         set_={"last_sent_at": insert_statement.excluded.last_sent_at},
-        where=_claims.c.last_sent_at <= bindparam("cutoff", type_=UTCDateTime()),
+        where=_may_reply(_claims.c.last_sent_at, bindparam("cutoff", type_=UTCDateTime())),
     )
     _CLAIM_STATEMENTS[dialect] = statement
     return statement
@@ -92,7 +100,7 @@ class KnownClaims:
             if last is None:
                 return False
             self._taken.move_to_end(key)
-        return last > now - window
+        return not _may_reply(last, now - window)
 
     def remember(self, mailbox: str, sender: str, last_sent_at: dt.datetime) -> None:
         key = (_key(mailbox), _key(sender))
@@ -141,7 +149,7 @@ def is_auto_reply_claimed(
     """Whether a reply from ``mailbox`` to ``sender`` was claimed within ``window``
     before ``now`` (read only: what a dry run reports)."""
     last = last_auto_reply(session, mailbox, sender)
-    return last is not None and last > now - window
+    return last is not None and not _may_reply(last, now - window)
 
 
 def forget_auto_reply_claims(session: Session, mailbox: str) -> int:

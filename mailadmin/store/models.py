@@ -390,6 +390,17 @@ class ChangeEvent(Base):
     notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
-# The admin page's session table lives in its own module; importing it here
-# puts it in Base.metadata, which the migrations are checked against.
-from mailadmin.store import web_sessions as _web_sessions  # noqa: E402,F401
+class WebSession(Base):
+    """One logged-in browser."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_last_seen_at", "last_seen_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    # The contract mailbox an admin session acts on (seed 002), None: its own.
+    # Re-authorised on every request (contracts.acting_target).
+    acting_mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailbox.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -264,3 +264,26 @@ def mark_notified(session: Session, ids: Iterable[int], now: dt.datetime) -> Non
         session.execute(
             update(QuarantineItem).where(QuarantineItem.id.in_(id_list)).values(notified_at=now)
         )
+
+
+def last_notice_at(session: Session, mailbox: str) -> dt.datetime | None:
+    """When ``mailbox`` was last sent a quarantine notice (its items' latest ``notified_at``)."""
+    value = session.scalar(
+        select(func.max(QuarantineItem.notified_at))
+        .join(Mailbox, QuarantineItem.mailbox_id == Mailbox.id)
+        .where(Mailbox.address == mailbox)
+    )
+    if value is None:
+        return None
+    # MAX() goes around the column type on SQLite: naive text comes back.
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def notice_allowed(session: Session, mailbox: str, now: dt.datetime, interval_minutes: int) -> bool:
+    """Whether ``mailbox`` may be sent a quarantine notice at ``now``: none yet,
+    or the last one at least ``interval_minutes`` ago (SPEC §8)."""
+    last = last_notice_at(session, mailbox)
+    return last is None or now >= last + dt.timedelta(minutes=interval_minutes)

@@ -14,12 +14,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import ForeignKey, Index, String, bindparam, delete, select, update
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session, aliased
 
 from mailadmin.errors import NotFound
 from mailadmin.mailtext.addresses import canonical_address
-from mailadmin.store.models import Base, Mailbox, UTCDateTime
+from mailadmin.store.models import Mailbox, WebSession
 
 TOKEN_BYTES = 32
 
@@ -29,22 +29,6 @@ def _mailbox_id(session: Session, address: str) -> int:
     if found is None:
         raise NotFound(f"mailbox {address} does not exist")
     return found
-
-
-class WebSession(Base):
-    """One logged-in browser."""
-
-    __tablename__ = "web_session"
-    __table_args__ = (Index("ix_web_session_last_seen_at", "last_seen_at"),)
-
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"), index=True)
-    csrf_token: Mapped[str] = mapped_column(String(64))
-    # The contract mailbox an admin session acts on (seed 002), None: its own.
-    # Re-authorised on every request (contracts.acting_target).
-    acting_mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailbox.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 @dataclass(frozen=True, slots=True)

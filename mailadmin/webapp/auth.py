@@ -26,7 +26,7 @@ from mailadmin.mailtext.addresses import canonical_address
 from mailadmin.passwords import verify_password
 from mailadmin.store import claims, mailboxes, web_sessions
 from mailadmin.store.mailboxes import mailbox_row
-from mailadmin.webapp.app import IDLE_TIMEOUT_SECONDS, MAX_SESSION_AGE_SECONDS, WebState
+from mailadmin.webapp.page import IDLE_TIMEOUT_SECONDS, MAX_SESSION_AGE_SECONDS, WebState
 
 
 class LoginResult(enum.Enum):

@@ -34,7 +34,7 @@ from multidict import MultiDictProxy
 from sqlalchemy.orm import Session
 
 from mailadmin.errors import EntryError, NotFound, Problem
-from mailadmin.webapp.app import Page, page_of
+from mailadmin.webapp.page import Page, page_of
 from mailadmin.webapp.notices import record_change
 
 Pending = dict[str, Any]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailadmin.store import change_events
 from mailadmin.webapp import i18n
-from mailadmin.webapp.app import Page, client_ip
+from mailadmin.webapp.page import Page, client_ip
 
 Row = tuple[str, Sequence[str]]
 

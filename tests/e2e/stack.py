@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config import load_all
 from mailadmin.config.model import Policy
-from mailadmin.store import db, mailboxes, rules
+from mailadmin.store import db, mailboxes, rules_document
 from mailadmin.store.models import Mailbox, OutboxMessage, QuarantineItem
 from tests.fixtures.scanners import ClamdInstance, SpamdInstance, _stop_group, start_clamd
 
@@ -515,7 +515,7 @@ class StoreAccess:
         address = f"{prefix}{self._n}@{DOMAIN}"
         with self.sessions.begin() as session:
             mailboxes.add_mailbox(session, address, self.policy)
-            rules.import_rules(session, address, {"version": 1, **doc}, self.policy)
+            rules_document.import_rules(session, address, {"version": 1, **doc}, self.policy)
         return address
 
     def quarantine(self, address: str) -> list[QuarantineItem]:

@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from mailadmin.config import load_all
 from mailadmin.store.models import ChangeEvent
-from mailadmin.webapp import make_app
+from mailadmin.webapp.app import make_app
 from tests.e2e.stack import REPO_ROOT, Delivered, Stack
 
 PASSWORD = "Contact-e2e-1"

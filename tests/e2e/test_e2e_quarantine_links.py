@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from mailadmin.config import load_all
-from mailadmin.webapp import make_app
+from mailadmin.webapp.app import make_app
 from tests.e2e import mail
 from tests.e2e.stack import REPO_ROOT, Stack, send
 

@@ -16,7 +16,7 @@ from mailadmin.mailtext.entries import new_password_problems
 from mailadmin.store import contact, mailboxes, quarantine, rules, web_sessions
 from mailadmin.store.snapshots import MailboxRules
 from mailadmin.webapp import auth, i18n
-from mailadmin.webapp.app import (
+from mailadmin.webapp.page import (
     IDLE_TIMEOUT_SECONDS,
     MAX_SESSION_AGE_SECONDS,
     SESSION_COOKIE,

@@ -29,7 +29,7 @@ from mailadmin.mailtext.addresses import canonical_address, domain_of
 from mailadmin.store import claims, contact, outbox
 from mailadmin.store.contact import CodeResult
 from mailadmin.webapp import auth
-from mailadmin.webapp.app import Page, client_ip, page_of
+from mailadmin.webapp.page import Page, client_ip, page_of
 from mailadmin.webapp.flow import form_text, sign
 from mailadmin.webapp.notices import record_change
 

@@ -29,7 +29,7 @@ from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.store import contracts, mailboxes, web_sessions
 from mailadmin.store.contracts import ContractInfo
 from mailadmin.store.mailboxes import MailboxInfo
-from mailadmin.webapp.app import Page, page_of
+from mailadmin.webapp.page import Page, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 
 ROLES = ("user", "admin")

@@ -21,7 +21,7 @@ from mailadmin.mailtext.entries import parse_forward_destination
 from mailadmin.services.dns import check_forward_destination
 from mailadmin.store import rules
 from mailadmin.store.snapshots import HEADER_CONDITIONS, MailboxRules
-from mailadmin.webapp.app import Page, page_of
+from mailadmin.webapp.page import Page, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 
 

@@ -39,7 +39,7 @@ from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.mailtext.headers import decode_header_value
 from mailadmin.store import quarantine
 from mailadmin.store.quarantine import QuarantineInfo, SearchPage
-from mailadmin.webapp.app import Page, new_pre_csrf, page_of
+from mailadmin.webapp.page import Page, new_pre_csrf, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 from mailadmin.webapp.views.account import local_time
 

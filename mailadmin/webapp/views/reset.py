@@ -29,7 +29,7 @@ from mailadmin.mailtext.entries import new_password_problems
 from mailadmin.passwords import dummy_hash, hash_password, verify_password
 from mailadmin.store import claims, contact, mailboxes, web_sessions
 from mailadmin.store.contact import CodeResult
-from mailadmin.webapp.app import Page, client_ip, new_pre_csrf, page_of
+from mailadmin.webapp.page import Page, client_ip, new_pre_csrf, page_of
 from mailadmin.webapp.flow import form_text
 from mailadmin.webapp.notices import record_change
 from mailadmin.webapp.views.contact import count_request, over_request_limit, policy_for, send_code

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from mailadmin.errors import EntryError, Problem
 from mailadmin.store import rules
 from mailadmin.store.snapshots import AutoReply, SenderReply
-from mailadmin.webapp.app import Page, page_of
+from mailadmin.webapp.page import Page, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 from mailadmin.webapp.views.account import local_time
 from mailadmin.webapp.views.lists import load_rules
@@ -84,7 +84,9 @@ async def _auto_reply_input(page: Page, form: Form | None, problems: Sequence[st
     spare = max(0, min(SPARE_SENDER_ROWS,
                        page.policy.limits.max_per_sender_replies - len(values["per_sender"])))
     rows = values["per_sender"] + [{"pattern": "", "subject": "", "body": ""}] * spare
+    # The window is the policy's: the page names it, never a number of its own.
     return page.render("auto_reply/input.html", values=values, rows=rows, problems=list(problems),
+                       window_hours=page.policy.auto_reply.window_hours,
                        status=400 if problems else 200)
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from mailadmin.config.model import Policy
 from mailadmin.store import mailboxes
 from mailadmin.store.models import Mailbox
-from mailadmin.store.web_sessions import WebSession
+from mailadmin.store.models import WebSession
 from mailadmin.passwords import verify_password
-from mailadmin.webapp.app import IDLE_TIMEOUT_SECONDS, SESSION_COOKIE
+from mailadmin.webapp.page import IDLE_TIMEOUT_SECONDS, SESSION_COOKIE
 
 from .conftest import HANAKO, NEWBIE, PASSWORD, SUSPENDED, TARO, Web, make_config
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from mailadmin.config.model import LimitsPolicy
-from mailadmin.store import mailboxes, quarantine, rules
+from mailadmin.store import mailboxes, quarantine, rules, rules_document
 from mailadmin.store.mailboxes import mailbox_row
 
 from .conftest import HANAKO, HANAKO_PASSWORD, JIRO, JIRO_PASSWORD, PASSWORD, TARO, Web
@@ -58,7 +58,7 @@ def seed(web: Web) -> Seeded:
 def state_of(web: Web, address: str) -> tuple[Any, ...]:
     with web.session() as s:
         info = mailboxes.get_mailbox(s, address)
-        return (rules.export_rules(s, address), [i.id for i in quarantine.list_items(s, address)],
+        return (rules_document.export_rules(s, address), [i.id for i in quarantine.list_items(s, address)],
                 info.role, info.status, info.must_change_password, info.contract,
                 mailbox_row(s, address).password_hash)
 

@@ -7,7 +7,7 @@ import aiohttp
 
 from mailadmin.config.model import Config
 from mailadmin.listeners import bound_address
-from mailadmin.webapp import start_web
+from mailadmin.webapp.app import start_web
 from mailadmin.wiring import Runtime, Store
 
 from .conftest import Clock, TARO, PASSWORD

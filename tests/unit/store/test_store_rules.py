@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import LimitsPolicy, MailboxDefaults, OverseasPolicy, Policy
 from mailadmin.errors import EntryError, NotFound
-from mailadmin.store import rules
+from mailadmin.store import rules, rules_document
 from mailadmin.store.snapshots import AutoReply, Forward, MailboxRules, SenderReply
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
@@ -330,7 +330,7 @@ FULL_DOCUMENT: dict[str, Any] = {
 
 
 def test_export_of_a_new_mailbox(session: Session) -> None:
-    assert rules.export_rules(session, MAILBOX) == {
+    assert rules_document.export_rules(session, MAILBOX) == {
         "version": 1, "address": MAILBOX, "reject_sender": [], "reject_subject": [],
         "header_conditions": [], "allow_list": [], "forwarding": [],
         "auto_reply": {"enabled": False, "subject": "", "body": "", "per_sender": [],
@@ -341,8 +341,8 @@ def test_export_of_a_new_mailbox(session: Session) -> None:
 
 
 def test_import_then_export_gives_the_document_back(session: Session) -> None:
-    rules.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
-    exported = rules.export_rules(session, MAILBOX)
+    rules_document.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
+    exported = rules_document.export_rules(session, MAILBOX)
     assert exported == FULL_DOCUMENT
     assert json.loads(json.dumps(exported)) == exported  # JSON-ready as it is
     loaded = snapshot(session)
@@ -364,17 +364,17 @@ def test_export_then_import_is_a_round_trip(factory: sessionmaker[Session]) -> N
         rules.overseas_unlock(session, MAILBOX, NOW, Policy())
     with factory() as session:
         before_rules = snapshot(session)
-        exported = rules.export_rules(session, MAILBOX)
+        exported = rules_document.export_rules(session, MAILBOX)
     with factory.begin() as session:
-        rules.import_rules(session, MAILBOX, json.loads(json.dumps(exported)), Policy(), now=NOW)
+        rules_document.import_rules(session, MAILBOX, json.loads(json.dumps(exported)), Policy(), now=NOW)
     with factory() as session:
-        assert rules.export_rules(session, MAILBOX) == exported
+        assert rules_document.export_rules(session, MAILBOX) == exported
         assert snapshot(session) == before_rules
 
 
 def test_import_replaces_every_setting(session: Session) -> None:
-    rules.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
-    rules.import_rules(session, MAILBOX, {"reject_sender": ["other.example"]}, Policy(), now=NOW)
+    rules_document.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
+    rules_document.import_rules(session, MAILBOX, {"reject_sender": ["other.example"]}, Policy(), now=NOW)
     # every key left out is back to its default
     assert snapshot(session) == MailboxRules(address=MAILBOX, domain="example.jp",
                                              reject_sender=("other.example",))
@@ -383,7 +383,7 @@ def test_import_replaces_every_setting(session: Session) -> None:
 def test_left_out_scan_settings_follow_the_policy_defaults(session: Session) -> None:
     policy = Policy(mailbox_defaults=MailboxDefaults(virus_scan=True, spam_scan=False,
                                                      spam_quarantine=True, quarantine_notice=True))
-    rules.import_rules(session, MAILBOX, {}, policy, now=NOW)
+    rules_document.import_rules(session, MAILBOX, {}, policy, now=NOW)
     loaded = snapshot(session)
     assert (loaded.virus_scan, loaded.spam_scan, loaded.spam_quarantine, loaded.quarantine_notice) == (
         True, False, True, True)
@@ -393,17 +393,17 @@ def test_rules_can_be_copied_to_another_mailbox(session: Session) -> None:
     from mailadmin.store import mailboxes
 
     mailboxes.add_mailbox(session, "hanako@example.jp", Policy())
-    rules.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
-    rules.import_rules(session, "hanako@example.jp", rules.export_rules(session, MAILBOX), Policy(), now=NOW)
-    copied = rules.export_rules(session, "hanako@example.jp")
+    rules_document.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
+    rules_document.import_rules(session, "hanako@example.jp", rules_document.export_rules(session, MAILBOX), Policy(), now=NOW)
+    copied = rules_document.export_rules(session, "hanako@example.jp")
     assert {**copied, "address": MAILBOX} == FULL_DOCUMENT
 
 
 def test_importing_to_an_unknown_mailbox(session: Session) -> None:
     with pytest.raises(NotFound):
-        rules.import_rules(session, "nobody@example.jp", {}, Policy(), now=NOW)
+        rules_document.import_rules(session, "nobody@example.jp", {}, Policy(), now=NOW)
     with pytest.raises(NotFound):
-        rules.export_rules(session, "nobody@example.jp")
+        rules_document.export_rules(session, "nobody@example.jp")
 
 
 INVALID_DOCUMENT: dict[str, Any] = {
@@ -470,10 +470,10 @@ EXPECTED_PATHS = [
 
 def test_invalid_document_lists_every_error_and_changes_nothing(factory: sessionmaker[Session]) -> None:
     with factory.begin() as session:
-        rules.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
-        before = rules.export_rules(session, MAILBOX)
+        rules_document.import_rules(session, MAILBOX, FULL_DOCUMENT, Policy(), now=NOW)
+        before = rules_document.export_rules(session, MAILBOX)
     with factory.begin() as session, pytest.raises(EntryError) as info:
-        rules.import_rules(session, MAILBOX, copy.deepcopy(INVALID_DOCUMENT), Policy(), now=NOW)
+        rules_document.import_rules(session, MAILBOX, copy.deepcopy(INVALID_DOCUMENT), Policy(), now=NOW)
     paths = [str(p.params["path"]) for p in info.value.problems]
     assert paths == EXPECTED_PATHS
     for problem in info.value.problems:
@@ -488,7 +488,7 @@ def test_invalid_document_lists_every_error_and_changes_nothing(factory: session
     assert by_path["auto_reply.subject"].code == "auto_reply_subject_control_characters"
     assert by_path["auto_reply.per_sender[1]"].code == "auto_reply_message_empty"  # no subject, no body
     with factory() as session:
-        assert rules.export_rules(session, MAILBOX) == before
+        assert rules_document.export_rules(session, MAILBOX) == before
 
 
 @pytest.mark.parametrize(
@@ -515,25 +515,25 @@ def test_invalid_document_lists_every_error_and_changes_nothing(factory: session
 def test_invalid_values(session: Session, doc: dict[str, Any], path: str, code: str) -> None:
     policy = Policy(limits=LimitsPolicy(max_entries_per_list=3, max_forwarding_destinations=2))
     with pytest.raises(EntryError) as info:
-        rules.import_rules(session, MAILBOX, doc, policy, now=NOW)
+        rules_document.import_rules(session, MAILBOX, doc, policy, now=NOW)
     assert [(p.params["path"], p.code) for p in info.value.problems] == [(path, code)]
 
 
 def test_import_is_not_limited_to_one_submission(session: Session) -> None:
     entries = [f"s{i}.example" for i in range(LIMITS.entries_per_submission + 5)]
-    rules.import_rules(session, MAILBOX, {"reject_sender": entries}, Policy(), now=NOW)
+    rules_document.import_rules(session, MAILBOX, {"reject_sender": entries}, Policy(), now=NOW)
     assert snapshot(session).reject_sender == tuple(entries)
 
 
 def test_unlock_exactly_at_the_maximum_and_in_other_offsets(session: Session) -> None:
-    rules.import_rules(session, MAILBOX, {"overseas_unlocked_until": "2026-11-30T21:00:00+09:00"}, Policy(),
+    rules_document.import_rules(session, MAILBOX, {"overseas_unlocked_until": "2026-11-30T21:00:00+09:00"}, Policy(),
                        now=NOW)
     until = snapshot(session).overseas_unlocked_until
     assert until == NOW + dt.timedelta(days=7) and until.tzinfo == dt.timezone.utc
-    assert rules.export_rules(session, MAILBOX)["overseas_unlocked_until"] == "2026-11-30T12:00:00+00:00"
+    assert rules_document.export_rules(session, MAILBOX)["overseas_unlocked_until"] == "2026-11-30T12:00:00+00:00"
 
 
 def test_a_document_that_is_not_an_object(session: Session) -> None:
     with pytest.raises(EntryError) as info:
-        rules.import_rules(session, MAILBOX, ["reject_sender"], Policy(), now=NOW)  # type: ignore[arg-type]
+        rules_document.import_rules(session, MAILBOX, ["reject_sender"], Policy(), now=NOW)  # type: ignore[arg-type]
     assert codes(info) == ["type_error"]
