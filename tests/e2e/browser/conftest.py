@@ -75,7 +75,7 @@ class _ServerThread(threading.Thread):
 
     def run(self) -> None:
         from mailadmin.listeners import bound_address
-        from mailadmin.webapp import start_web
+        from mailadmin.webapp.app import start_web
 
         asyncio.set_event_loop(self.loop)
         try:

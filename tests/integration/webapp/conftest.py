@@ -23,7 +23,7 @@ from mailadmin.config.model import Config, Policy, WebConf
 from mailadmin.store import db, mailboxes
 from tests.fixtures.databases import Backend
 from tests.fixtures.config import make_config as fixtures_make_config
-from mailadmin.webapp import make_app
+from mailadmin.webapp.app import make_app
 
 START = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 DOMAIN = "example.jp"

@@ -85,7 +85,7 @@ async def test_session_cookie_flags(web: Web) -> None:
 
 async def test_secure_cookie_and_prefix_under_an_https_base_url(store_url: str, factory, clock) -> None:  # type: ignore[no-untyped-def]
     from aiohttp.test_utils import TestClient, TestServer
-    from mailadmin.webapp import make_app
+    from mailadmin.webapp.app import make_app
 
     config = make_config(store_url, base_url="https://mail.example.jp/admin/")
     client = TestClient(TestServer(make_app(lambda: config, factory, clock=clock)))
