@@ -11,9 +11,13 @@ before (a batch of one).
 
 Each write is a function of a session that only executes statements (no
 commit, no state of its own outside what it returns), so it can run again.
-If a batch fails (a bad row, a PostgreSQL deadlock with another host's
-batch, the store going away), every write of it is retried alone in its own
-transaction, so one message's failure is never another's.  A caller hears
+If a batch fails for one write's sake (a bad row, an error in one message's
+work, a PostgreSQL deadlock or serialization failure with another host's
+batch), every write of it is retried alone in its own transaction, so one
+message's failure is never another's.  If the store itself failed (locked
+past its busy timeout, unreachable, the connection lost), every write of the
+batch gets that error at once: retried one by one they would each wait the
+whole timeout again, and the messages are tempfailed all the same.  A caller hears
 its result only after the transaction holding its write committed, or the
 error of its own transaction: nothing is acknowledged that is not stored.
 
@@ -31,12 +35,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BATCH = 64
+# PostgreSQL's serialization failure and deadlock: one transaction lost a race.
+_RACE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def store_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store failed, not one write of the batch."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        return getattr(exc.orig, "sqlstate", None) not in _RACE_SQLSTATES
+    return False
 
 
 @dataclass(slots=True)
@@ -118,7 +134,7 @@ class BatchWriter:
             with self._session_factory() as session, session.begin():
                 results = [item.work(session) for item in batch]
         except Exception as exc:
-            if len(batch) > 1:
+            if len(batch) > 1 and not store_failed(exc):
                 log.info("a batch of %d writes failed (%s); each is retried alone", len(batch), exc)
                 for item in batch:
                     self._write([item])

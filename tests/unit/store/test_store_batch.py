@@ -106,3 +106,32 @@ def test_writes_from_several_event_loops(factory: sessionmaker[Session]) -> None
     assert _count(factory) == 30
     writer.close()
 
+
+
+async def test_a_store_failure_fails_the_whole_batch_at_once(factory: sessionmaker[Session]) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    writer = BatchWriter(factory)
+    gate = threading.Event()
+    calls: list[str] = []
+
+    def blocker(session: Session) -> None:
+        gate.wait(5)
+
+    def locked(tag: str) -> Callable[[Session], None]:
+        def work(session: Session) -> None:
+            calls.append(tag)
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return work
+
+    held = asyncio.ensure_future(writer.run(blocker))
+    await asyncio.sleep(0.05)
+    waiting = [asyncio.ensure_future(writer.run(locked(f"w{i}"))) for i in range(5)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await held
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, OperationalError) for r in results)
+    # not retried one by one: each would wait the store's busy timeout again
+    assert calls == ["w0"]
+    writer.close()
