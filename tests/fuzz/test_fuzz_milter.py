@@ -118,10 +118,29 @@ def test_milter_connection_on_corrupted_command_streams(message: bytes, rcpts: l
     assert writer.closed, "the connection always ends closed"
     responses = [mc.decode_response(code, data) for code, data in mc.iter_frames(bytes(writer.data))]
     finals = [r for r in responses if isinstance(r, (mc.Accept, mc.Discard, mc.Tempfail, mc.ReplyCode))]
-    assert len(finals) <= 2  # MAIL (refused) and end of message, at most
+    # One message: decided at most at MAIL (refused) and at its end of message.
+    # Damage that forges another end of message (a flipped command byte) gets
+    # a tempfail for it, never a second decision.
+    decided = [r for r in finals if not isinstance(r, mc.Tempfail)]
+    assert len(decided) <= 2
     for r in finals:
         if isinstance(r, mc.ReplyCode):
             assert r.code in (451, 552, 554), r
+
+
+def test_a_forged_end_of_message_is_tempfailed_and_the_message_decided_once() -> None:
+    """Found by the long run (bench/fuzz_fast.py): a flipped byte turned the
+    end-of-message macros ('D') into an end of message ('E') of their own, so
+    two came.  The first ends the message and decides it; the second, without
+    a transaction, gets a tempfail, never a second decision."""
+    frames = [mc.encode_command(c) for c in commands(b"Subject: x\r\n\r\nbody\r\n", ["taro@example.jp"], True)]
+    at = next(i for i, f in enumerate(frames) if f[4:6] == b"DE")  # Macros(stage=b"E")
+    frames[at] = frames[at][:4] + b"E" + frames[at][5:]
+    writer = asyncio.run(serve(b"".join(frames), []))
+    responses = [mc.decode_response(code, data) for code, data in mc.iter_frames(bytes(writer.data))]
+    finals = [r for r in responses if isinstance(r, (mc.Accept, mc.Discard, mc.Tempfail, mc.ReplyCode))]
+    assert [type(r) for r in finals] == [mc.Accept, mc.Tempfail]
+    assert writer.closed
 
 
 def test_an_undamaged_stream_gets_one_verdict_per_message() -> None:
