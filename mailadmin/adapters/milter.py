@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from mailadmin import metrics
 from mailadmin.adapters import milter_codec as mc
 from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.execute import render_copy
 from mailadmin.engine.limits import LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS, MessageMeter, check_message
 from mailadmin.config.model import LimitsConf

@@ -27,7 +27,7 @@ from mailadmin.engine.effects import (
     TagSpam,
     VirusReportTo,
 )
-from mailadmin.engine.envelope import Message
+from mailadmin.message import Message
 from mailadmin.engine.scans import VirusScanner, infected_parts
 from mailadmin.mailtext.compose import add_header, compose_auto_reply, compose_virus_report, tag_spam
 from mailadmin.mailtext.srs import SrsRewriter

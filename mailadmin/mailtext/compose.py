@@ -22,15 +22,13 @@ import email.utils
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from mailadmin.errors import UnrenderableMessage
 from mailadmin.mailtext.addresses import canonical_domain, domain_of, is_valid_address
 from mailadmin.mailtext.headers import decode_header_value
 from mailadmin.mailtext.mime_parts import line_ending, strip_parts_found
-
-if TYPE_CHECKING:  # the engine imports mailtext, not the other way round
-    from mailadmin.engine.envelope import Message, MessageInfo
+from mailadmin.message import Message, MessageInfo
 
 _POLICY = email.policy.SMTP
 # Written out without refolding: the attached original keeps its header lines.

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from mailadmin.config.model import Config, LimitsConf
 from mailadmin.engine.decide import ContentGroup, Decision, Engine
 from mailadmin.engine.effects import LOOP_HEADER, AutoReplyTo, ForwardTo, VirusReportTo
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.execute import render_copy
 from mailadmin.engine.limits import check_message
 from mailadmin.engine.scans import infected_parts

@@ -22,7 +22,7 @@ from mailadmin.adapters.milter import (
 )
 from mailadmin.engine.decide import ContentGroup, Decision, Engine
 from mailadmin.engine.effects import AddHeader, TagSpam
-from mailadmin.engine.envelope import Message
+from mailadmin.message import Message
 from mailadmin.engine.execute import render_copy
 from mailadmin.mailtext.compose import tag_spam
 from mailadmin.config.model import Config, LimitsConf

@@ -12,7 +12,7 @@ import email.utils
 
 import pytest
 
-from mailadmin.engine.envelope import Message, MessageInfo
+from mailadmin.message import Message, MessageInfo
 from mailadmin.mailtext.compose import (
     add_header,
     compose_auto_reply,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailadmin.engine.envelope import Message, header_block
+from mailadmin.message import Message, header_block
 
 
 @pytest.mark.parametrize(
