@@ -12,16 +12,10 @@ import email.utils
 
 import pytest
 
-from mailadmin.message import Message, MessageInfo
-from mailadmin.mailtext.compose import (
-    add_header,
-    compose_auto_reply,
-    compose_quarantine_notice,
-    compose_virus_report,
-    remove_headers,
-    tag_spam,
-)
+from mailadmin.mailtext.compose import compose_auto_reply, compose_quarantine_notice, compose_virus_report
 from mailadmin.mailtext.headers import decode_header_value
+from mailadmin.mailtext.rewrite import add_header, remove_headers, tag_spam
+from mailadmin.message import Message, MessageInfo
 
 NOW = dt.datetime(2024, 2, 20, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=9)))
 MAILBOX = "taro@example.jp"
