@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from mailadmin.config import load_all
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.wiring import make_runtime
 
 ROOT = Path(__file__).resolve().parent.parent

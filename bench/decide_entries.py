@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from mailadmin.checks.reject_lists import matching_subject_entry  # noqa: E402
 from mailadmin.config import load_all  # noqa: E402
-from mailadmin.engine.envelope import Envelope, Message  # noqa: E402
+from mailadmin.message import Envelope, Message  # noqa: E402
 from mailadmin.mailtext.addresses import first_matching_entry  # noqa: E402
 from mailadmin.mailtext.entries import sender_entry_key, subject_entry_key  # noqa: E402
 from mailadmin.config.model import Policy  # noqa: E402

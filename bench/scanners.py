@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from mailadmin import wiring  # noqa: E402
 from mailadmin.config import load_all  # noqa: E402
 from mailadmin.config.model import Policy  # noqa: E402
-from mailadmin.engine.envelope import Envelope, Message  # noqa: E402
+from mailadmin.message import Envelope, Message  # noqa: E402
 from mailadmin.store import db, mailboxes, rules  # noqa: E402
 from tests.fixtures.scanners import _stop_group, make_message, start_clamd, start_spamd  # noqa: E402
 

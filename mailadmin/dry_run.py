@@ -13,7 +13,7 @@ from typing import Any
 from mailadmin.config.model import Config
 from mailadmin.engine.decide import Decision, Engine
 from mailadmin.engine.effects import AutoReplyTo
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.store import claims
 from mailadmin.wiring import Store, utcnow
 

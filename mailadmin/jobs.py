@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from mailadmin import metrics, quarantine_links
 from mailadmin.config.model import Config
-from mailadmin.engine.envelope import MessageInfo
+from mailadmin.message import MessageInfo
 from mailadmin.errors import NotFound, ServiceError, ServiceProtocolError, ServiceUnavailable
 from mailadmin.mailtext.addresses import domain_of
 from mailadmin.mailtext.account_mail import ChangeText, NoticeChange, compose_change_notice, format_moment

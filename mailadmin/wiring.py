@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import Config
 from mailadmin.engine.decide import ContentGroup, Decision, Engine
-from mailadmin.engine.envelope import Message
+from mailadmin.message import Message
 from mailadmin.engine.execute import execute
 from mailadmin.mailtext.srs import SrsRewriter
 from mailadmin.services.clamd import ClamdClient

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession, syntax
 
 from mailadmin import metrics
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.limits import check_message
 from mailadmin.errors import MessageLimitExceeded
 from mailadmin.listeners import create_protocol_server

@@ -20,7 +20,7 @@ delayed ACK of ours would hold its next packet behind Nagle for 40 ms.
   Otherwise one content group stays in the MTA's transaction — the group
   with no content changes if there is one, else the largest — and its
   changes become header actions (computed by rendering the copy with
-  :func:`mailadmin.engine.execute.render_copy` and comparing header fields,
+  :func:`mailadmin.mailtext.rewrite.render_copy` and comparing header fields,
   so the kept copy is byte-for-byte the re-injected copy's twin).  Every
   other recipient is deleted from the transaction; the other groups are
   re-injected through the outbox by ``runtime.apply``, which also writes
@@ -53,12 +53,12 @@ from typing import TYPE_CHECKING, Any
 from mailadmin import metrics
 from mailadmin.adapters import milter_codec as mc
 from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
-from mailadmin.engine.envelope import Envelope, Message
-from mailadmin.engine.execute import render_copy
 from mailadmin.engine.limits import LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS, MessageMeter, check_message
 from mailadmin.config.model import LimitsConf
 from mailadmin.errors import MessageLimitExceeded, ProtocolViolation
 from mailadmin.listeners import start_stream_server
+from mailadmin.mailtext.rewrite import FieldInsert, header_edits, render_copy
+from mailadmin.message import Envelope, Message
 
 if TYPE_CHECKING:
     from mailadmin.wiring import Runtime
@@ -108,69 +108,13 @@ def strip_address(arg: str) -> str:
 # ---------------------------------------------------------------- header edits
 
 
-def header_fields(raw: bytes) -> list[tuple[str, str]]:
-    """The header fields of ``raw`` as the MTA reports them: name, and the
-    value with one leading space removed and continuation lines joined by
-    ``\\n`` (Postfix's and Sendmail's milter form)."""
-    fields: list[tuple[str, str]] = []
-    for line in raw.split(b"\n"):
-        line = line[:-1] if line.endswith(b"\r") else line
-        if not line:
-            break
-        text = line.decode("utf-8", "surrogateescape")
-        if text[:1] in (" ", "\t"):
-            if fields:
-                name, value = fields[-1]
-                fields[-1] = (name, value + "\n" + text)
-            continue
-        name, colon, value = text.partition(":")
-        if not colon:
-            continue
-        fields.append((name.strip(), value[1:] if value.startswith(" ") else value))
-    return fields
-
-
 def header_actions(original: bytes, target: bytes) -> list[mc.Response]:
-    """Milter header actions that turn ``original``'s header into ``target``'s.
-
-    Per field name, the original fields are paired with the *last* fields of
-    that name in the target (the copy's new fields are prepended, so the
-    sender's own come last) and changed where they differ (CHGHEADER with the
-    1-based index); surplus original fields are deleted from the last one up,
-    so no index shifts under a later action; surplus target fields are
-    inserted at the top, in the target's order.
-    """
-    old: dict[str, list[tuple[str, str]]] = {}
-    for name, value in header_fields(original):
-        old.setdefault(name.lower(), []).append((name, value))
-    target_fields = header_fields(target)
-    new: dict[str, list[int]] = {}
-    for position, (name, _) in enumerate(target_fields):
-        new.setdefault(name.lower(), []).append(position)
-    changes: list[mc.Response] = []
-    deletes: list[mc.ChangeHeader] = []
-    inserted: set[int] = set()
-    for key in dict.fromkeys([*old, *new]):
-        was, wanted = old.get(key, []), new.get(key, [])
-        surplus = max(0, len(wanted) - len(was))
-        inserted.update(wanted[:surplus])
-        for index, (old_name, old_value) in enumerate(was, start=1):
-            if index > len(wanted):
-                deletes.append(mc.ChangeHeader(index, old_name, ""))
-                continue
-            position = wanted[surplus + index - 1]
-            value = target_fields[position][1]
-            if value == old_value:
-                continue
-            if value.strip():
-                changes.append(mc.ChangeHeader(index, old_name, value))
-            else:
-                # An empty value would mean "delete": delete, then insert.
-                deletes.append(mc.ChangeHeader(index, old_name, ""))
-                inserted.add(position)
-    deletes.sort(key=lambda d: -d.index)
-    top = [mc.InsertHeader(0, *target_fields[p]) for p in sorted(inserted, reverse=True)]
-    return changes + list(deletes) + list(top)
+    """Milter header actions that turn ``original``'s header into ``target``'s:
+    :func:`~mailadmin.mailtext.rewrite.header_edits` in the codec's terms
+    (CHGHEADER with the 1-based index, an empty value deleting; INSHEADER at 0)."""
+    return [mc.InsertHeader(0, e.name, e.value) if isinstance(e, FieldInsert)
+            else mc.ChangeHeader(e.index, e.name, e.value or "")
+            for e in header_edits(original, target)]
 
 
 # ---------------------------------------------------------------- decisions → actions

@@ -25,7 +25,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from mailadmin import metrics
-from mailadmin.engine.envelope import Envelope
+from mailadmin.message import Envelope
 from mailadmin.errors import ProtocolViolation
 from mailadmin.listeners import start_stream_server
 

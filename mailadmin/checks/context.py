@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailadmin.config.model import Policy, SiteFilters
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.store.snapshots import MailboxRules
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from mailadmin.checks.context import RecipientContext
-from mailadmin.engine.envelope import Message
+from mailadmin.mailtext.entries import HEADER_CONDITIONS
 from mailadmin.mailtext.headers import decode_header_value
-from mailadmin.store.snapshots import HEADER_CONDITIONS
+from mailadmin.message import Message
 from mailadmin.verdicts import Blocked, CheckResult, Pass
 
 

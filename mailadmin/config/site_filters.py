@@ -4,7 +4,7 @@ Plain files, one entry per line, ``#`` comment lines and blank lines ignored:
 
 - ``sender_block.list`` and ``allow.list``: From-entry syntax (SPEC §4, §5),
 - ``subject_block.list``: subject entries (SPEC §4),
-- ``header_conditions.list``: names from ``HEADER_CONDITIONS``.
+- ``header_conditions.list``: names from ``mailtext.entries.HEADER_CONDITIONS``.
 
 Each line goes through the same validator the subscriber's web form uses
 (``mailadmin.mailtext.entries``), so a site entry means exactly what the

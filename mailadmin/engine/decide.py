@@ -38,7 +38,7 @@ from mailadmin.engine.effects import (
     disposition_for,
     plan_effects,
 )
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.scans import MessageScans, SpamScanner, VirusScanner
 from mailadmin.mailtext.addresses import domain_of
 from mailadmin.store.snapshots import MailboxRules

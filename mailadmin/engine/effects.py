@@ -5,6 +5,8 @@ that quarantined, spam or infected mail is never forwarded or auto-replied to
 (SPEC §3, §6).  Effects are data; the adapters apply the ones the MTA sees
 (content changes, recipient removal), :mod:`mailadmin.engine.execute` the
 database ones (quarantine row, outbox rows, auto-reply claim) in one transaction.
+A content change makes itself on the raw message (``apply_to``, what
+:func:`mailadmin.mailtext.rewrite.render_copy` calls).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from mailadmin import metrics
 from mailadmin.checks.context import RecipientContext
 from mailadmin.mailtext.addresses import sender_entry_matches
+from mailadmin.mailtext.rewrite import add_header, tag_spam
 from mailadmin.mailtext.rfc3834 import auto_reply_suppression
 from mailadmin.verdicts import (
     Allowed,
@@ -45,6 +48,10 @@ class TagSpam:
     def __str__(self) -> str:
         return f"tag subject {self.prefix.strip()!s} (score {self.score:.1f})"
 
+    def apply_to(self, raw: bytes) -> bytes:
+        return tag_spam(raw, prefix=self.prefix, score=self.score, threshold=self.threshold,
+                        rules=self.rules)
+
 
 @dataclass(frozen=True, slots=True)
 class AddHeader:
@@ -53,6 +60,9 @@ class AddHeader:
 
     def __str__(self) -> str:
         return f"add header {self.name}: {self.value}"
+
+    def apply_to(self, raw: bytes) -> bytes:
+        return add_header(raw, self.name, self.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,32 +18,14 @@ from sqlalchemy.orm import Session
 
 from mailadmin import metrics
 from mailadmin.engine.decide import ContentGroup, Decision
-from mailadmin.engine.effects import (
-    LOOP_HEADER,
-    AutoReplyTo,
-    ContentChange,
-    ForwardTo,
-    StoreQuarantine,
-    TagSpam,
-    VirusReportTo,
-)
-from mailadmin.engine.envelope import Message
+from mailadmin.engine.effects import LOOP_HEADER, AutoReplyTo, ForwardTo, StoreQuarantine, VirusReportTo
 from mailadmin.engine.scans import VirusScanner, infected_parts
-from mailadmin.mailtext.compose import add_header, compose_auto_reply, compose_virus_report, tag_spam
+from mailadmin.mailtext.compose import compose_auto_reply, compose_virus_report
+from mailadmin.mailtext.rewrite import add_header, render_copy
+from mailadmin.message import Message
 from mailadmin.mailtext.srs import SrsRewriter
 from mailadmin.store import claims, filtered, outbox, quarantine
 from mailadmin.store.batch import BatchWriter
-
-
-def render_copy(raw: bytes, changes: Sequence[ContentChange]) -> bytes:
-    """The bytes one group of recipients gets."""
-    for change in changes:
-        if isinstance(change, TagSpam):
-            raw = tag_spam(raw, prefix=change.prefix, score=change.score,
-                           threshold=change.threshold, rules=change.rules)
-        else:
-            raw = add_header(raw, change.name, change.value)
-    return raw
 
 
 async def _prepare_reports(decision: Decision, message: Message, clamd: VirusScanner | None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from mailadmin.config.model import LimitsConf
-from mailadmin.engine.envelope import header_block
+from mailadmin.message import header_block
 from mailadmin.errors import MessageLimitExceeded
 from mailadmin.mailtext.mime_parts import mime_depth
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from mailadmin import metrics
 from mailadmin.checks.context import SpamScanResult, VirusScanResult
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.errors import ServiceError
 from mailadmin.mailtext.mime_parts import leaf_parts
 

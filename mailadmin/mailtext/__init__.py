@@ -12,6 +12,7 @@ SPEC sentences.
 - :mod:`.entries`    the one validator per entry type (SPEC §1, §3, §4, §5)
 - :mod:`.rfc3834`    when an auto-reply must not be sent (SPEC §6, RFC 3834, RFC 5230)
 - :mod:`.mime_parts` leaf MIME parts and their removal (SPEC §7)
-- :mod:`.compose`    auto-replies, virus reports, quarantine notices, spam tagging
-  (SPEC §6, §7, §8)
+- :mod:`.compose`    auto-replies, virus reports, quarantine notices (SPEC §6, §7, §8)
+- :mod:`.rewrite`    changes to a received message's raw header: spam tagging
+  (SPEC §8), added and removed fields, the header difference the milter sends
 """

@@ -1,13 +1,12 @@
-"""Mail the daemon writes or changes: auto-replies (SPEC §6, RFC 3834),
-virus reports (SPEC §7), quarantine notices (SPEC §8) and the ``[spam] ``
-subject tag with its X-Spam headers (SPEC §8).
+"""Mail the daemon writes: auto-replies (SPEC §6, RFC 3834), virus reports
+(SPEC §7) and quarantine notices (SPEC §8).  Changes to a received message
+(the ``[spam] `` subject tag, added and removed header fields) are in
+:mod:`mailadmin.mailtext.rewrite`.
 
 New messages are built with :class:`email.message.EmailMessage` under the
 SMTP policy: CRLF line ends, RFC 2047 encoded words for non-ASCII headers,
 UTF-8 text bodies in base64 (auto-replies) or quoted-printable (reports and
-notices) when they are not plain ASCII.  Changes to a received
-message (:func:`tag_spam`, :func:`add_header`, :func:`remove_headers`) work on
-the raw header block and leave the body bytes untouched.
+notices) when they are not plain ASCII.
 """
 
 from __future__ import annotations
@@ -21,28 +20,23 @@ import email.policy
 import email.utils
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from mailadmin.errors import UnrenderableMessage
 from mailadmin.mailtext.addresses import canonical_domain, domain_of, is_valid_address
 from mailadmin.mailtext.headers import decode_header_value
-from mailadmin.mailtext.mime_parts import line_ending, strip_parts_found
-
-if TYPE_CHECKING:  # the engine imports mailtext, not the other way round
-    from mailadmin.engine.envelope import Message, MessageInfo
+from mailadmin.mailtext.mime_parts import strip_parts_found
+from mailadmin.message import Message, MessageInfo, header_block
 
 _POLICY = email.policy.SMTP
 # Written out without refolding: the attached original keeps its header lines.
 _OUTPUT_POLICY = email.policy.SMTP.clone(refold_source="none")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _UTF8_LOCAL_PART = re.compile(r'[^\s"(),:;<>@\[\\\]]+(?:\.[^\s"(),:;<>@\[\\\].]+)*\Z')
-_HEADER_NAME = re.compile(rb"^[!-9;-~]+$")
-_RULE_NAME = re.compile(r"[^A-Za-z0-9_.+-]")
 _MAX_REFERENCES = 20
 _MAX_FIELD_CHARS = 200
 _MAX_NOTICE_ITEMS = 200
-_SPAM_HEADERS = (b"x-spam-flag", b"x-spam-status", b"x-spam-level")
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -213,27 +207,14 @@ def compose_auto_reply(
 
 def _original_summary(raw: bytes) -> tuple[str, str, str]:
     """(sender, subject, date) of a message, decoded, one line each."""
-    headers = email.message_from_bytes(_header_block(raw), policy=email.policy.compat32)
+    original = Message(raw)
 
     def first(name: str) -> str:
-        # raw_items keeps raw 8-bit bytes (surrogate-escaped) for the decoder;
-        # get() would already have replaced them with U+FFFD
-        for key, value in headers.raw_items():
-            if key.lower() == name.lower():
-                return _one_line(decode_header_value(str(value)))
-        return ""
+        # the raw values keep raw 8-bit bytes (surrogate-escaped) for the decoder
+        values = original.header_values(name)
+        return _one_line(decode_header_value(values[0])) if values else ""
 
     return first("From"), first("Subject"), first("Date")
-
-
-def _header_block(raw: bytes) -> bytes:
-    """The header section of ``raw`` including the blank line that ends it."""
-    fields, _ = _split_fields(raw)
-    eol = line_ending(raw).encode("ascii")
-    block = b"".join(fields)
-    if block and not block.endswith(b"\n"):
-        block += eol
-    return block + eol
 
 
 def compose_virus_report(
@@ -332,7 +313,7 @@ def compose_virus_report(
             cte="7bit" if stripped.isascii() else "8bit",
         )
     else:
-        headers_text = _header_block(original_raw).rstrip(b"\r\n").decode("utf-8", "replace")
+        headers_text = header_block(original_raw).rstrip(b"\r\n").decode("utf-8", "replace")
         report.add_attachment(
             headers_text, subtype="rfc822-headers", charset="utf-8",
             cte=None if headers_text.isascii() else "base64",
@@ -409,160 +390,3 @@ def compose_quarantine_notice(
     )
     _set_text(notice, text, "quoted-printable")
     return _to_bytes(notice)
-
-
-# ---------------------------------------------------------------- raw header edits
-
-
-def _split_fields(raw: bytes) -> tuple[list[bytes], bytes]:
-    """Header fields (each with its continuation lines and line ends) and the
-    rest of the message, starting at the blank line that ends the header."""
-    fields: list[bytes] = []
-    position = 0
-    length = len(raw)
-    while position < length:
-        newline = raw.find(b"\n", position)
-        end = length if newline < 0 else newline + 1
-        line = raw[position:end]
-        if line in (b"\r\n", b"\n", b"\r"):
-            break
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line
-        else:
-            fields.append(line)
-        position = end
-    return fields, raw[position:]
-
-
-def _drop_orphan_lines(raw: bytes) -> bytes:
-    """``raw`` without indented lines before its first header field.
-
-    They belong to no field; left in front, they would become part of the
-    first header we prepend (RFC 5322 §2.2.3 unfolding).
-    """
-    if raw[:1] not in (b" ", b"\t"):
-        return raw
-    fields, rest = _split_fields(raw)
-    while fields and fields[0][:1] in (b" ", b"\t"):
-        fields.pop(0)
-    return _join_fields(fields, rest, line_ending(raw).encode("ascii"))
-
-
-def _field_name(field: bytes) -> bytes:
-    name, colon, _ = field.partition(b":")
-    return name.strip().lower() if colon else b""
-
-
-def _join_fields(fields: list[bytes], rest: bytes, eol: bytes) -> bytes:
-    # a "field" of nothing but stray CRs would read as the end of the header
-    out = [f if f.endswith(b"\n") else f.rstrip(b"\r") + eol for f in fields if f.strip(b"\r\n")]
-    if not rest:
-        rest = eol  # a message that was all header still needs its blank line
-    return b"".join(out) + rest
-
-
-def _encode_value(name: str, value: str, eol: str) -> bytes:
-    value = _one_line(value, 998)
-    if value.isascii():
-        return value.encode("ascii")
-    encoded = email.header.Header(value, "utf-8", header_name=name).encode(linesep=eol)
-    return encoded.encode("ascii")
-
-
-def add_header(raw: bytes, name: str, value: str) -> bytes:
-    """``raw`` with ``name: value`` prepended.  Line breaks and control
-    characters in ``value`` become spaces (no header injection); non-ASCII is
-    RFC 2047-encoded."""
-    name_bytes = name.encode("ascii", "replace")
-    if not name.isascii() or not _HEADER_NAME.match(name_bytes):
-        raise ValueError(f"not a header field name: {name!r}")
-    eol = line_ending(raw)
-    raw = _drop_orphan_lines(raw)
-    return name_bytes + b": " + _encode_value(name, value, eol) + eol.encode("ascii") + raw
-
-
-def remove_headers(raw: bytes, names: Iterable[str]) -> bytes:
-    """``raw`` without any field named in ``names`` (case-insensitive)."""
-    unwanted = {n.strip().lower().encode("ascii", "replace") for n in names}
-    fields, rest = _split_fields(raw)
-    kept = [f for f in fields if _field_name(f) not in unwanted]
-    if len(kept) == len(fields):
-        return raw
-    return _join_fields(kept, rest, line_ending(raw).encode("ascii"))
-
-
-def _spam_status(score: float, threshold: float, rules: Sequence[str], eol: str) -> str:
-    names = [n for n in (_RULE_NAME.sub("", r) for r in rules) if n]
-    value = f"Yes, score={score:.1f} required={threshold:.1f} tests="
-    line_length = len("X-Spam-Status: ") + len(value)
-    if not names:
-        return value + "none"
-    for index, rule in enumerate(names):
-        piece = rule + ("," if index < len(names) - 1 else "")
-        if line_length + len(piece) > 76 and index:
-            value += eol + "\t"
-            line_length = 1
-        value += piece
-        line_length += len(piece)
-    return value
-
-
-def _tagged_subject(value: bytes, prefix: str, eol: bytes) -> bytes | None:
-    """The new Subject value, or ``None`` when it already carries ``prefix``."""
-    decoded = decode_header_value(value.decode("ascii", "surrogateescape"))
-    marker = prefix.strip().casefold()
-    if not marker or decoded.lstrip().casefold().startswith(marker):
-        return None
-    original = value.lstrip(b" \t\r\n")
-    if not original.strip():
-        return b" " + _prefix_bytes(prefix.rstrip(), before_encoded_word=False) + eol
-    before_word = original.startswith(b"=?")
-    if not original.endswith(b"\n"):
-        original += eol
-    return b" " + _prefix_bytes(prefix, before_encoded_word=before_word) + original
-
-
-def _prefix_bytes(prefix: str, *, before_encoded_word: bool) -> bytes:
-    if prefix.isascii():
-        return prefix.encode("ascii")
-    trailing = prefix[len(prefix.rstrip()):]
-    if before_encoded_word and trailing:
-        # Space between two encoded words is dropped by decoders (RFC 2047
-        # §6.2): the space must be inside the prefix's word to survive.
-        word = email.header.Header(prefix, "utf-8").encode()
-        return word.encode("ascii") + b" "
-    word = email.header.Header(prefix.rstrip(), "utf-8").encode()
-    return word.encode("ascii") + trailing.encode("ascii", "replace").replace(b"?", b" ")
-
-
-def tag_spam(
-    raw: bytes,
-    *,
-    prefix: str,
-    score: float,
-    threshold: float,
-    rules: Sequence[str],
-) -> bytes:
-    """Mark ``raw`` as spam (SPEC §8): ``prefix`` in front of the Subject once,
-    never doubled; ``X-Spam-Flag: YES``, ``X-Spam-Status`` and
-    ``X-Spam-Level`` replacing any the sender set.  The body is untouched."""
-    eol_text = line_ending(raw)
-    eol = eol_text.encode("ascii")
-    fields, rest = _split_fields(_drop_orphan_lines(raw))
-    fields = [f for f in fields if _field_name(f) not in _SPAM_HEADERS]
-    for index, field in enumerate(fields):
-        if _field_name(field) == b"subject":
-            value = field.partition(b":")[2]
-            tagged = _tagged_subject(value, prefix, eol)
-            if tagged is not None:
-                fields[index] = b"Subject:" + tagged
-            break
-    else:
-        fields.append(b"Subject: " + _prefix_bytes(prefix.rstrip(), before_encoded_word=False) + eol)
-    stars = "*" * max(0, min(int(score), 50))
-    added = [
-        b"X-Spam-Flag: YES" + eol,
-        b"X-Spam-Level: " + stars.encode("ascii") + eol,
-        b"X-Spam-Status: " + _spam_status(score, threshold, rules, eol_text).encode("ascii") + eol,
-    ]
-    return _join_fields(added + fields, rest, eol)

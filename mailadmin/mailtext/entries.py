@@ -29,9 +29,17 @@ from mailadmin.mailtext.addresses import (
     is_valid_local_part,
 )
 from mailadmin.mailtext.headers import contains_half_width_katakana, normalize_for_match
-from mailadmin.store.snapshots import HEADER_CONDITIONS
 
 EntryKind = Literal["sender", "subject"]
+
+# SPEC §4 header conditions, in the order of the manual's five checkboxes.
+HEADER_CONDITIONS: tuple[str, ...] = (
+    "from_missing",      # From: ヘッダ自体が存在しない
+    "from_empty_angle",  # From: ヘッダの中身が空 (From: <>)
+    "from_empty",        # From: ヘッダの中身が空 (From:)
+    "subject_missing",   # Subject: ヘッダ自体が存在しない
+    "subject_empty",     # Subject: ヘッダの中身が空 (Subject:)
+)
 
 # A Subject header line stays well inside RFC 5322's 998 octets after encoding.
 AUTO_REPLY_SUBJECT_MAX_LENGTH = 200

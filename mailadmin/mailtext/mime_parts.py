@@ -33,6 +33,7 @@ from email.generator import BytesGenerator
 
 from mailadmin.errors import MessageLimitExceeded, UnrenderableMessage
 from mailadmin.mailtext.headers import decode_header_value
+from mailadmin.message import header_block
 
 _PARSE_POLICY = email.policy.compat32
 # The largest conf [limits] max_mime_depth; deep enough for the generator's
@@ -184,8 +185,7 @@ def _payload_bytes(part: email.message.Message) -> bytes:
     if part.is_multipart():
         # message/delivery-status and the like: their body as it stands
         whole = _flatten(part, "\n")
-        _, _, body = whole.partition(b"\n\n")
-        return body
+        return whole[len(header_block(whole)):]
     payload = part.get_payload(decode=True)
     return payload if isinstance(payload, bytes) else b""
 

@@ -9,12 +9,9 @@ the once-per-sender window, the ON/OFF switch, the period and the verdicts
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from mailadmin.mailtext.addresses import canonical_address, header_addresses
-
-if TYPE_CHECKING:  # the engine imports mailtext, not the other way round
-    from mailadmin.engine.envelope import Message
+from mailadmin.message import Message
 
 # Local parts of senders that are programs, not people (RFC 5230 §4.5 names
 # MAILER-DAEMON, LISTSERV, majordomo, owner-* and *-request; the rest are

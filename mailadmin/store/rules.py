@@ -23,6 +23,7 @@ from mailadmin.config.model import LimitsPolicy, Policy
 from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.mailtext.addresses import canonical_address
 from mailadmin.mailtext.entries import (
+    HEADER_CONDITIONS,
     AutoReplyText,
     EntryKind,
     check_auto_reply,
@@ -40,7 +41,7 @@ from mailadmin.store.models import (
     Mailbox,
     RuleEntry,
 )
-from mailadmin.store.snapshots import HEADER_CONDITIONS, AutoReply, Forward, MailboxRules, SenderReply
+from mailadmin.store.snapshots import AutoReply, Forward, MailboxRules, SenderReply
 
 RuleKind = Literal["reject_sender", "reject_subject", "allow_list"]
 

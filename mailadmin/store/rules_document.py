@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from mailadmin.config.model import LimitsPolicy, Policy
 from mailadmin.errors import EntryError, Problem
 from mailadmin.mailtext.entries import (
+    HEADER_CONDITIONS,
     check_entries,
     parse_forward_destination,
     parse_header_conditions,
@@ -48,7 +49,7 @@ from mailadmin.store.rules import (
     store_auto_reply,
     validated_auto_reply,
 )
-from mailadmin.store.snapshots import HEADER_CONDITIONS, AutoReply, Forward, SenderReply
+from mailadmin.store.snapshots import AutoReply, Forward, SenderReply
 
 DOCUMENT_VERSION = 1
 

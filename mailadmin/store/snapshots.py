@@ -15,16 +15,6 @@ from typing import Any
 
 from mailadmin.mailtext.matchers import SenderMatcher, SubjectMatcher
 
-# SPEC §4 header conditions, in the order of the manual's five checkboxes.
-HEADER_CONDITIONS: tuple[str, ...] = (
-    "from_missing",      # From: ヘッダ自体が存在しない
-    "from_empty_angle",  # From: ヘッダの中身が空 (From: <>)
-    "from_empty",        # From: ヘッダの中身が空 (From:)
-    "subject_missing",   # Subject: ヘッダ自体が存在しない
-    "subject_empty",     # Subject: ヘッダの中身が空 (Subject:)
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Forward:
     """One forwarding destination (SPEC §3); ``keep_copy`` is 残す (True) / 残さない (False)."""

@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 from mailadmin.config.model import Config, LimitsConf
 from mailadmin.engine.decide import ContentGroup, Decision, Engine
 from mailadmin.engine.effects import LOOP_HEADER, AutoReplyTo, ForwardTo, VirusReportTo
-from mailadmin.engine.envelope import Envelope, Message
-from mailadmin.engine.execute import render_copy
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.limits import check_message
 from mailadmin.engine.scans import infected_parts
 from mailadmin.errors import MessageLimitExceeded
-from mailadmin.mailtext.compose import add_header, compose_auto_reply, compose_virus_report
+from mailadmin.mailtext.compose import compose_auto_reply, compose_virus_report
+from mailadmin.mailtext.rewrite import add_header, render_copy
 from mailadmin.store.snapshots import AutoReply, Forward, MailboxRules
 from tests.fixtures.config import make_config
 from tests.unit.engine.conftest import ScriptedClamd, ScriptedSpamd, rules_for

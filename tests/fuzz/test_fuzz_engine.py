@@ -12,7 +12,7 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from mailadmin.engine.envelope import Envelope
+from mailadmin.message import Envelope
 from mailadmin.errors import MessageLimitExceeded
 from tests.fuzz.harness import COUNTS, HUGE, RECIPIENTS, make_engine, mutated_message, process
 
@@ -49,5 +49,5 @@ def test_decide_alone_survives_the_huge_messages(name: str) -> None:
     """The dry-run CLI and any caller that skips the limits still get a decision."""
     raw = HUGE[name]()
     decision = asyncio.run(ENGINE.decide(Envelope("alice@example.org", ("taro@example.jp",)),
-                                         __import__("mailadmin.engine.envelope", fromlist=["Message"]).Message(raw)))
+                                         __import__("mailadmin.message", fromlist=["Message"]).Message(raw)))
     assert [o.recipient for o in decision.outcomes] == ["taro@example.jp"]

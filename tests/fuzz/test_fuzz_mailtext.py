@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 from mailadmin.errors import MessageLimitExceeded, UnrenderableMessage
 from mailadmin.mailtext.addresses import header_addresses, sender_entry_matches
-from mailadmin.mailtext.compose import add_header, remove_headers, tag_spam
+from mailadmin.mailtext.rewrite import add_header, remove_headers, tag_spam
 from mailadmin.mailtext.headers import decode_header_value, normalize_for_match
 from mailadmin.mailtext.mime_parts import leaf_parts, strip_parts
 from tests.fuzz.harness import COUNTS, NASTY, mutated_message

@@ -21,7 +21,7 @@ import asyncio
 
 import pytest
 
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.limits import check_message
 from mailadmin.config.model import LimitsConf
 from mailadmin.errors import MessageLimitExceeded, UnrenderableMessage

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mailadmin.engine.decide import Engine
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.verdicts import Disposition

@@ -41,28 +41,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("checks",),
     ("services", "store", "passwords", "listeners", "quarantine_links", "sd_notify"),
     ("config",),
-    ("mailtext", "errors", "paths", "verdicts", "metrics"),
+    ("mailtext", "errors", "paths", "verdicts", "message", "metrics"),
 )
 RANK = {unit: rank for rank, layer in enumerate(LAYERS) for unit in layer}
 
 # (importer, imported) modules that still run back up, each with what removes it.
-KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    # Message types live in engine/envelope.py until they move beside verdicts.py
-    # (issue 12 point 1): checks read them, compose and rfc3834 import them lazily.
-    ("mailadmin.checks.context", "mailadmin.engine.envelope"): "issue 12 point 1",
-    ("mailadmin.checks.header_conditions", "mailadmin.engine.envelope"): "issue 12 point 1",
-    ("mailadmin.mailtext.compose", "mailadmin.engine.envelope"): "issue 12 point 1",
-    ("mailadmin.mailtext.rfc3834", "mailadmin.engine.envelope"): "issue 12 point 1",
-    # HEADER_CONDITIONS leaves store/snapshots.py (issue 12 point 1).
-    ("mailadmin.mailtext.entries", "mailadmin.store.snapshots"): "issue 12 point 1",
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
-# Function-local imports that dodge a cycle today, each with what removes it:
-# envelope.py imports mailtext, whose compose and rfc3834 would import it back.
-KNOWN_LOCAL: dict[tuple[str, str], str] = {
-    ("mailadmin.mailtext.compose", "mailadmin.engine.envelope"): "issue 12 point 1",
-    ("mailadmin.mailtext.rfc3834", "mailadmin.engine.envelope"): "issue 12 point 1",
-}
+# Function-local imports that dodge a cycle today, each with what removes it.
+KNOWN_LOCAL: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from mailadmin.errors import EntryError, NotFound, Problem
-from mailadmin.mailtext.entries import parse_forward_destination
+from mailadmin.mailtext.entries import HEADER_CONDITIONS, parse_forward_destination
 from mailadmin.services.dns import check_forward_destination
 from mailadmin.store import rules
-from mailadmin.store.snapshots import HEADER_CONDITIONS, MailboxRules
+from mailadmin.store.snapshots import MailboxRules
 from mailadmin.webapp.page import Page, page_of
 from mailadmin.webapp.flow import Flow, Form, Pending, Row, form_text
 

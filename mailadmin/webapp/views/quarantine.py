@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import email.message
 import email.policy
 import html.parser
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 from urllib.parse import urlencode
 
@@ -37,6 +37,7 @@ from mailadmin.quarantine_links import LinkState
 
 from mailadmin.errors import EntryError, NotFound, Problem
 from mailadmin.mailtext.headers import decode_header_value
+from mailadmin.message import Message
 from mailadmin.store import quarantine
 from mailadmin.store.quarantine import QuarantineInfo, SearchPage
 from mailadmin.webapp.page import Page, new_pre_csrf, page_of
@@ -186,7 +187,7 @@ class SafeMessage:
     truncated: bool
 
 
-def _part_text(part: Message) -> str:
+def _part_text(part: email.message.Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
@@ -201,9 +202,12 @@ def _part_text(part: Message) -> str:
 
 def safe_view(raw: bytes) -> SafeMessage:
     """Headers, text and attachment names of a raw message; never its active content."""
-    message: Message = email.message_from_bytes(raw, policy=email.policy.compat32)
-    headers = [(name, decode_header_value(str(message.get(name, ""))))
-               for name in ("From", "To", "Cc", "Date", "Subject") if message.get(name) is not None]
+    # The header fields as the rest of the daemon reads them (raw 8-bit values
+    # decoded like the quarantine list's); the whole parse is for the parts.
+    fields = Message(raw)
+    headers = [(name, decode_header_value(fields.header_values(name)[0]))
+               for name in ("From", "To", "Cc", "Date", "Subject") if fields.has_header(name)]
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
     plain: list[str] = []
     html_texts: list[str] = []
     attachments: list[Attachment] = []

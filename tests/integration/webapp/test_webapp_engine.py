@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 from mailadmin.config.model import Config
 from mailadmin.engine.decide import Engine
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.verdicts import Disposition
 from mailadmin.wiring import Store
 

@@ -13,18 +13,11 @@ from typing import Any
 import pytest
 
 from mailadmin.adapters import milter_codec as mc
-from mailadmin.adapters.milter import (
-    MilterSession,
-    choose_kept,
-    header_actions,
-    header_fields,
-    strip_address,
-)
+from mailadmin.adapters.milter import MilterSession, choose_kept, header_actions, strip_address
 from mailadmin.engine.decide import ContentGroup, Decision, Engine
 from mailadmin.engine.effects import AddHeader, TagSpam
-from mailadmin.engine.envelope import Message
-from mailadmin.engine.execute import render_copy
-from mailadmin.mailtext.compose import tag_spam
+from mailadmin.mailtext.rewrite import header_fields, render_copy, tag_spam
+from mailadmin.message import Message
 from mailadmin.config.model import Config, LimitsConf
 from mailadmin.store.snapshots import Forward, MailboxRules
 from tests.fixtures.config import make_config

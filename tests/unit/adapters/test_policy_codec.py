@@ -20,7 +20,7 @@ from mailadmin.adapters.postfix_policy import (
     parse_request,
 )
 from mailadmin.engine.decide import SmtpReply
-from mailadmin.engine.envelope import Envelope
+from mailadmin.message import Envelope
 from mailadmin.errors import ProtocolViolation, ServiceUnavailable
 
 # A RCPT-time request of an authenticated submission, as Postfix 3.7.11 sent it

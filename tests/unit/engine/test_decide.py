@@ -17,7 +17,7 @@ from mailadmin.engine.effects import (
     TagSpam,
     VirusReportTo,
 )
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.store.snapshots import AutoReply, Forward, SenderReply
 from mailadmin.verdicts import Disposition
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import Policy
-from mailadmin.engine.envelope import Envelope, Message
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.execute import execute
 from mailadmin.store import db, mailboxes, outbox, quarantine, rules
 from mailadmin.store.snapshots import AutoReply

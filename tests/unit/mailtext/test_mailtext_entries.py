@@ -8,6 +8,7 @@ import pytest
 from mailadmin.config.model import LimitsPolicy, PasswordPolicy
 from mailadmin.errors import EntryError
 from mailadmin.mailtext.entries import (
+    HEADER_CONDITIONS,
     check_password,
     parse_forward_destination,
     parse_header_conditions,
@@ -15,7 +16,6 @@ from mailadmin.mailtext.entries import (
     parse_subject_entry,
     validate_entries,
 )
-from mailadmin.store.snapshots import HEADER_CONDITIONS
 
 POLICY = PasswordPolicy()
 LIMITS = LimitsPolicy()

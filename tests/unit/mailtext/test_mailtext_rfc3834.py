@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailadmin.engine.envelope import Message
+from mailadmin.message import Message
 from mailadmin.mailtext.rfc3834 import auto_reply_suppression, is_automated_sender
 
 MAILBOX = "taro@example.jp"

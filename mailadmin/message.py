@@ -1,8 +1,15 @@
-"""Inputs to the engine: the SMTP envelope and the message (DESIGN.md "Core abstractions").
+"""The message types: the SMTP envelope, the message and its summary
+(DESIGN.md "Core abstractions"), and where a message's header section ends.
 
-``Message`` keeps the raw bytes and parses lazily; the views the checks need
-(decoded subject, header From addresses, RFC 3834 headers) are computed once
-and cached.
+They sit at the bottom of the import order beside ``verdicts``: the adapters
+build them, the engine and the checks read them, and ``mailtext`` composes
+and rewrites mail from them.  ``Message`` keeps the raw bytes and parses
+lazily; the views the checks need (decoded subject, header From addresses,
+RFC 3834 headers) are computed once and cached.
+
+:func:`header_block` is the one place that finds the end of the header
+section: parsing, the size limits, the rewrites of ``mailtext.rewrite`` and
+the milter's header fields all take it from there.
 """
 
 from __future__ import annotations
@@ -11,8 +18,15 @@ import email
 import email.message
 import email.parser
 import email.policy
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
+
+from mailadmin.mailtext.addresses import header_addresses
+from mailadmin.mailtext.headers import decode_header_value
+
+# A line end followed by an empty line (CRLF or LF, mixed as they come).
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +47,17 @@ class Envelope:
 
 
 def header_block(raw: bytes) -> bytes:
-    """The bytes up to and including the blank line that ends the headers
-    (even the headers-only parser reads every body line)."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    if not ends:
-        return raw
-    end = min(ends)
-    return raw[: end + (4 if raw.startswith(b"\r\n\r\n", end) else 2)]
+    """The header section of ``raw``: its fields up to and including the
+    blank line (``\\r\\n`` or ``\\n``) that ends them, or all of ``raw`` when
+    no blank line does.  A message that starts with a blank line has no
+    fields.  (Even the headers-only parser reads every body line: callers
+    hand it this block.)"""
+    if raw[:1] == b"\n":
+        return raw[:1]
+    if raw[:2] == b"\r\n":
+        return raw[:2]
+    blank = _BLANK_LINE.search(raw)
+    return raw if blank is None else raw[: blank.end()]
 
 
 class Message:
@@ -93,8 +111,6 @@ class Message:
     @cached_property
     def subject(self) -> str | None:
         """The decoded, unfolded Subject, or ``None`` when the header is missing."""
-        from mailadmin.mailtext.headers import decode_header_value
-
         values = self.header_values("Subject")
         if not values:
             return None
@@ -103,8 +119,6 @@ class Message:
     @cached_property
     def from_addresses(self) -> tuple[str, ...]:
         """Every address in every From header, lower-cased (may be empty)."""
-        from mailadmin.mailtext.addresses import header_addresses
-
         out: list[str] = []
         for value in self.header_values("From"):
             out.extend(header_addresses(value))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailadmin.engine.envelope import Message, header_block
+from mailadmin.message import Message, header_block
 
 
 @pytest.mark.parametrize(
@@ -14,6 +14,9 @@ from mailadmin.engine.envelope import Message, header_block
         (b"Subject: a\nFrom: b@c.jp\n\nbody\n\nmore", b"Subject: a\nFrom: b@c.jp\n\n"),
         (b"Subject: a\r\n", b"Subject: a\r\n"),  # no body at all
         (b"Subject: a\n\nSubject: in body\n", b"Subject: a\n\n"),
+        (b"Subject: a\n\r\nbody\r\n\r\nmore", b"Subject: a\n\r\n"),  # line ends mixed
+        (b"\r\nSubject: in body\r\n\r\n", b"\r\n"),  # no fields at all
+        (b"\nSubject: in body\n\n", b"\n"),
     ],
 )
 def test_header_block(raw: bytes, block: bytes) -> None:
