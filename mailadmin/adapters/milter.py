@@ -61,7 +61,7 @@ from mailadmin.errors import MessageLimitExceeded, ProtocolViolation
 from mailadmin.listeners import start_stream_server
 
 if TYPE_CHECKING:
-    from mailadmin.wiring import Runtime
+    from mailadmin.engine.protocol import DecisionService
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ class MilterSession:
     """The protocol state of one MTA connection, without the socket: each
     command in, the responses to write out (none for a "no reply" event)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: DecisionService) -> None:
         self._runtime = runtime
         self._set_protocol(mc.Proto(0))
         self._macros: dict[bytes, dict[str, str]] = {}
@@ -355,7 +355,7 @@ class MilterSession:
                 if macros is not None:
                     self._macros[b"M"] = macros
                 self._tx.mail_args = args
-                self._tx.meter = MessageMeter(self._runtime.config().conf.limits)
+                self._tx.meter = MessageMeter(self._runtime.limits)
                 answer = await self._check_submission()
                 if answer != mc.Continue():
                     self._end_transaction()  # refused: the MTA drops the transaction
@@ -390,7 +390,7 @@ class MilterSession:
         envelope = self.envelope()
         if not envelope.sasl_username:
             return mc.Continue()
-        refusal = await self._runtime.engine.check_submission(envelope)
+        refusal = await self._runtime.check_submission(envelope)
         if refusal is None:
             return mc.Continue()
         log.info('milter queue_id=%s outcome=reject reason="overseas" sasl_username=%s client=%s',
@@ -417,7 +417,7 @@ class MilterSession:
             return [mc.ReplyCode(LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS,
                                  f"Message exceeds a limit of this server ({exc.limit} {exc.maximum})")]
         message = Message(raw)
-        decision = await self._runtime.engine.decide(envelope, message)
+        decision = await self._runtime.decide(envelope, message)
         plan = plan_eom(decision, raw, self._tx.rcpt_args)
         if decision.tempfail is None and decision.rejected is None:
             try:
@@ -533,7 +533,7 @@ class MilterConnection:
 class MilterService:
     """The connections of one milter listener, for shutdown."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: DecisionService) -> None:
         self.runtime = runtime
         self.closing = False
         self._connections: set[MilterConnection] = set()
@@ -577,14 +577,14 @@ class MilterService:
         self._watcher = asyncio.create_task(watcher(), name="milter-close-watcher")
 
 
-async def start_milter_service(listen: str, runtime: Runtime) -> tuple[MilterService, asyncio.base_events.Server]:
+async def start_milter_service(listen: str, runtime: DecisionService) -> tuple[MilterService, asyncio.base_events.Server]:
     service = MilterService(runtime)
     server = await start_stream_server(listen, service.accept)
     service.watch(server)
     return service, server
 
 
-async def start_milter(listen: str, runtime: Runtime) -> asyncio.base_events.Server:
+async def start_milter(listen: str, runtime: DecisionService) -> asyncio.base_events.Server:
     """Serve the milter protocol on ``listen`` (``unix:/path`` or ``inet:host:port``)."""
     _, server = await start_milter_service(listen, runtime)
     return server

@@ -20,9 +20,9 @@ from mailadmin.adapters.milter import (
     header_fields,
     strip_address,
 )
-from mailadmin.engine.decide import ContentGroup, Decision, Engine
+from mailadmin.engine.decide import ContentGroup, Decision, Engine, SmtpReply
 from mailadmin.engine.effects import AddHeader, TagSpam
-from mailadmin.engine.envelope import Message
+from mailadmin.engine.envelope import Envelope, Message
 from mailadmin.engine.execute import render_copy
 from mailadmin.mailtext.compose import tag_spam
 from mailadmin.config.model import Config, LimitsConf
@@ -55,6 +55,12 @@ class FakeRuntime:
 
         cfg = make_config()
         return dataclasses.replace(cfg, conf=dataclasses.replace(cfg.conf, limits=self.limits))
+
+    async def check_submission(self, envelope: Envelope) -> SmtpReply | None:
+        return await self.engine.check_submission(envelope)
+
+    async def decide(self, envelope: Envelope, message: Message) -> Decision:
+        return await self.engine.decide(envelope, message)
 
     async def apply(self, decision: Decision, message: Message, reinject: Sequence[ContentGroup] = ()) -> None:
         if self.fail_apply:
