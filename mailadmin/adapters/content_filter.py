@@ -40,7 +40,8 @@ from mailadmin import metrics
 from mailadmin.engine.envelope import Envelope, Message
 from mailadmin.engine.limits import check_message
 from mailadmin.errors import MessageLimitExceeded
-from mailadmin.listeners import create_protocol_server
+from mailadmin.adapters.tracked_smtp import TrackedSMTP
+from mailadmin.listeners import ConnectionTracker, create_protocol_server
 
 if TYPE_CHECKING:
     import asyncio
@@ -102,8 +103,8 @@ def parse_xforward(arg: str) -> dict[str, str | None]:
     return attributes
 
 
-class FilterSMTP(SMTP):
-    """aiosmtpd's SMTP with the XFORWARD command.
+class FilterSMTP(TrackedSMTP):
+    """aiosmtpd's SMTP with the XFORWARD command, its connection tracked.
 
     The attributes hold for the next mail transaction only, as in Postfix:
     they are cleared after DATA and by RSET/EHLO.
@@ -211,8 +212,10 @@ class ContentFilterHandler:
         return ACCEPTED_TEXT
 
 
-async def start_content_filter(listen: str, runtime: DecisionService) -> asyncio.base_events.Server:
-    """Serve the SMTP content filter on ``listen`` (``inet:host:port`` or ``unix:/path``)."""
+async def start_content_filter(listen: str, runtime: DecisionService,
+                               connections: ConnectionTracker | None = None) -> asyncio.base_events.Server:
+    """Serve the SMTP content filter on ``listen`` (``inet:host:port`` or ``unix:/path``);
+    its connections are registered with ``connections`` as message connections."""
     handler = ContentFilterHandler(runtime)
     hostname = "mailadmin-filter"
 
@@ -227,6 +230,7 @@ async def start_content_filter(listen: str, runtime: DecisionService) -> asyncio
             # The MTA's own size limit applies first (it must be the lower one).
             data_size_limit=runtime.limits.max_message_bytes,
             timeout=IDLE_TIMEOUT_SECONDS,
+            connections=connections,
         )
 
     return await create_protocol_server(listen, factory)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from mailadmin import metrics
 from mailadmin.engine.envelope import Envelope
 from mailadmin.errors import ProtocolViolation
-from mailadmin.listeners import start_stream_server
+from mailadmin.listeners import ConnectionTracker, start_stream_server
 
 if TYPE_CHECKING:
     from mailadmin.engine.protocol import DecisionService
@@ -169,11 +169,15 @@ class PolicyConnection:
             writer.close()
 
 
-async def start_postfix_policy(listen: str, runtime: DecisionService) -> asyncio.base_events.Server:
-    """Serve policy delegation on ``listen`` (``inet:host:port`` or ``unix:/path``)."""
+async def start_postfix_policy(listen: str, runtime: DecisionService,
+                               connections: ConnectionTracker | None = None) -> asyncio.base_events.Server:
+    """Serve policy delegation on ``listen`` (``inet:host:port`` or ``unix:/path``);
+    its connections are registered with ``connections`` as idle between requests."""
+    tracker = connections if connections is not None else ConnectionTracker()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         metrics.CONNECTIONS.labels("policy").inc()
+        tracker.register(idle=True)
         await PolicyConnection(runtime).serve(reader, writer)
 
     return await start_stream_server(listen, accept)
