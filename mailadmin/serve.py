@@ -16,11 +16,12 @@ Lifecycle:
   (:class:`ConfigHolder`: all or nothing; a broken edit keeps the running
   configuration and is logged);
 - SIGTERM/SIGINT: ``STOPPING=1``; the listeners stop accepting; connections
-  already open get :data:`DRAIN_SECONDS` to finish their SMTP/milter
-  exchange (policy delegation connections, idle between one-line requests,
-  only :data:`IDLE_DRAIN_SECONDS`); whatever is still running then is
-  cancelled and its connection dropped, which the MTA answers with a
-  temporary failure and retries later.
+  already open (every MTA-facing listener registers them with one
+  :class:`~mailadmin.listeners.ConnectionTracker`) get :data:`DRAIN_SECONDS`
+  to finish their SMTP/milter exchange (policy delegation connections, idle
+  between one-line requests, only ``IDLE_DRAIN_SECONDS``); whatever is still
+  running then is cancelled and its connection dropped, which the MTA
+  answers with a temporary failure and retries later.
   Nothing is half-applied: a decision's database effects are one transaction
   (engine/execute.py).  The jobs stop last, so mail queued by the final
   transactions still leaves; the exit status is 0.
@@ -38,7 +39,6 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +48,7 @@ from mailadmin import metrics
 from mailadmin.config import resolve_config_file
 from mailadmin.config.model import Config
 from mailadmin.config.reload import ConfigHolder
-from mailadmin.listeners import bound_address
+from mailadmin.listeners import IDLE_DRAIN_SECONDS, ConnectionTracker, bound_address
 from mailadmin.sd_notify import notify
 from mailadmin.wiring import Runtime, make_runtime
 
@@ -63,15 +63,8 @@ EX_OSERR = 71
 DRAIN_SECONDS = 10.0
 # Jobs are stopped after the listeners; a send in progress gets this long.
 JOBS_STOP_SECONDS = 10.0
-DRAIN_POLL_SECONDS = 0.05
-# Where connection handler coroutines live.
-CONNECTION_MODULES = ("mailadmin.adapters.", "aiosmtpd.", "aiohttp.web_protocol")
-# Connections that sit idle between short request/answer exchanges (policy
-# delegation; HTTP keep-alive).
-IDLE_CONNECTION_MODULES = frozenset({"mailadmin.adapters.postfix_policy", "aiohttp.web_protocol"})
-IDLE_DRAIN_SECONDS = 1.0
 
-Starter = Callable[[str, Runtime], Awaitable[asyncio.base_events.Server]]
+Starter = Callable[[str, Runtime, ConnectionTracker], Awaitable[asyncio.base_events.Server]]
 JobLoop = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -112,7 +105,9 @@ def _srs() -> Starter:
 def _web() -> Starter:
     from mailadmin.webapp.app import start_web
 
-    return start_web
+    # The page's connections are aiohttp's: not tracked, they end with the
+    # process (asyncio.run cancels them once the jobs have stopped).
+    return lambda listen, runtime, _connections: start_web(listen, runtime)
 
 
 LISTENER_ROLES: tuple[ListenerRole, ...] = (
@@ -191,54 +186,13 @@ def _reload_now(holder: ConfigHolder) -> None:
 # ------------------------------------------------------------------ shutdown
 
 
-def _module_of(task: asyncio.Task[Any]) -> str:
-    frame = getattr(task.get_coro(), "cr_frame", None)
-    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
-
-
-def _is_connection(task: asyncio.Task[Any]) -> bool:
-    return _module_of(task).startswith(CONNECTION_MODULES)
-
-
-def _drain_seconds(task: asyncio.Task[Any], grace_seconds: float) -> float:
-    """How long ``task`` may still run: a policy delegation connection only
-    ``IDLE_DRAIN_SECONDS``.  Postfix keeps one open per smtpd process for
-    minutes, idle between requests, and a request takes milliseconds; closing
-    it costs nothing (Postfix reconnects), while waiting for it would make
-    every stop last the whole grace period."""
-    return IDLE_DRAIN_SECONDS if _module_of(task) in IDLE_CONNECTION_MODULES else grace_seconds
-
-
-async def _drain(servers: list[asyncio.base_events.Server], grace_seconds: float) -> None:
-    """Stop accepting; let open connections finish for ``grace_seconds``; cancel the rest.
-
-    Python 3.11's ``Server.wait_closed`` does not wait for accepted
-    connections, so they are found as the tasks running a connection handler
-    (an adapter's, or aiosmtpd's for the content filter).
-    """
+async def _drain(servers: list[asyncio.base_events.Server], connections: ConnectionTracker,
+                 grace_seconds: float) -> None:
+    """Stop accepting; let open connections finish for ``grace_seconds``
+    (idle policy delegation connections :data:`IDLE_DRAIN_SECONDS`); cancel the rest."""
     for server in servers:
         server.close()
-    start = time.monotonic()
-
-    def open_connections() -> set[asyncio.Task[Any]]:
-        return {t for t in asyncio.all_tasks() if not t.done() and _is_connection(t)}
-
-    cancelled: set[asyncio.Task[Any]] = set()
-    pending = open_connections()
-    if pending:
-        log.info("waiting up to %.0f s for %d open connection(s)", grace_seconds, len(pending))
-    while pending:
-        elapsed = time.monotonic() - start
-        overdue = {t for t in pending if elapsed >= _drain_seconds(t, grace_seconds)}
-        if overdue:
-            log.info("dropping %d connection(s) still open after %.1f s", len(overdue), elapsed)
-            for task in overdue:
-                task.cancel()
-            cancelled |= overdue
-        await asyncio.sleep(DRAIN_POLL_SECONDS)
-        pending = open_connections() - cancelled
-    if cancelled:
-        await asyncio.wait(cancelled, timeout=1.0)
+    await connections.drain(grace_seconds, IDLE_DRAIN_SECONDS)
 
 
 async def _stop_tasks(tasks: list[asyncio.Task[None]], grace_seconds: float) -> None:
@@ -289,6 +243,7 @@ async def _run(holder: ConfigHolder, role: str) -> None:
             _say(f"job {name} running")
 
     servers: list[asyncio.base_events.Server] = []
+    connections = ConnectionTracker()
     try:
         for listener in LISTENER_ROLES:
             if role not in ("all", listener.name):
@@ -299,7 +254,7 @@ async def _run(holder: ConfigHolder, role: str) -> None:
                 continue
             where = listener.listen(config)
             try:
-                server = await listener.start()(where, runtime)
+                server = await listener.start()(where, runtime, connections)
             except OSError as exc:
                 log.error("%s cannot listen on %s: %s", listener.name, where, exc)
                 _say(f"{listener.name} cannot listen on {where}: {exc.strerror or exc}")
@@ -333,7 +288,7 @@ async def _run(holder: ConfigHolder, role: str) -> None:
 
     notify("STOPPING=1")
     log.info("stopping")
-    await _drain(servers, DRAIN_SECONDS)
+    await _drain(servers, connections, DRAIN_SECONDS)
     jobs_stop.set()
     await _stop_tasks(job_tasks, JOBS_STOP_SECONDS)
     await _stop_tasks(background, 0.0)

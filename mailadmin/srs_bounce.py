@@ -18,7 +18,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
 
-from mailadmin.listeners import create_protocol_server
+from mailadmin.adapters.tracked_smtp import TrackedSMTP
+from mailadmin.listeners import ConnectionTracker, create_protocol_server
 from mailadmin.mailtext.srs import ForgedSrsAddress
 from mailadmin.store import outbox
 from mailadmin.wiring import Runtime, srs_rewriter
@@ -69,14 +70,16 @@ class SrsBounceHandler:
         return "250 2.0.0 OK: returned to the original sender"
 
 
-async def start_srs_bounce(listen: str, runtime: Runtime) -> asyncio.base_events.Server:
-    """Serve the SRS bounce listener on ``listen``."""
+async def start_srs_bounce(listen: str, runtime: Runtime,
+                           connections: ConnectionTracker | None = None) -> asyncio.base_events.Server:
+    """Serve the SRS bounce listener on ``listen``; its connections are
+    registered with ``connections`` as message connections."""
     handler = SrsBounceHandler(runtime)
 
     def factory() -> SMTP:
         kwargs: dict[str, Any] = {"hostname": "mailadmin-srs", "ident": "mailadmin SRS",
                                   "decode_data": False, "timeout": IDLE_TIMEOUT_SECONDS,
                                   "data_size_limit": runtime.config().conf.limits.max_message_bytes}
-        return SMTP(handler, **kwargs)
+        return TrackedSMTP(handler, connections=connections, **kwargs)
 
     return await create_protocol_server(listen, factory)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailadmin.config.model import Config
-from mailadmin.engine.decide import ContentGroup, Decision, Engine
-from mailadmin.message import Message
+from mailadmin.config.model import Config, LimitsConf
+from mailadmin.engine.decide import ContentGroup, Decision, Engine, SmtpReply
+from mailadmin.message import Envelope, Message
 from mailadmin.engine.execute import execute
+from mailadmin.engine.protocol import DecisionService
 from mailadmin.mailtext.srs import SrsRewriter
 from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.geoip import LazyCountryResolver
@@ -128,6 +129,16 @@ class Runtime:
     clock: Callable[[], dt.datetime] = utcnow
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def limits(self) -> LimitsConf:
+        return self.config().conf.limits
+
+    async def check_submission(self, envelope: Envelope) -> SmtpReply | None:
+        return await self.engine.check_submission(envelope)
+
+    async def decide(self, envelope: Envelope, message: Message) -> Decision:
+        return await self.engine.decide(envelope, message)
+
     async def apply(self, decision: Decision, message: Message,
                     reinject: Sequence[ContentGroup] = (),
                     taken: tuple[str, Sequence[str]] | None = None) -> None:
@@ -159,4 +170,6 @@ class Runtime:
 def make_runtime(config: Callable[[], Config], *, clock: Callable[[], dt.datetime] = utcnow,
                  open_geoip: bool = True) -> Runtime:
     store = open_store(config())
-    return Runtime(config, store, make_engine(config, store, clock=clock, open_geoip=open_geoip), clock)
+    runtime = Runtime(config, store, make_engine(config, store, clock=clock, open_geoip=open_geoip), clock)
+    _adapters_take: DecisionService = runtime  # mypy: the Runtime is what the MTA adapters are given
+    return runtime

@@ -40,12 +40,13 @@ from mailadmin import metrics
 from mailadmin.message import Envelope, Message
 from mailadmin.engine.limits import check_message
 from mailadmin.errors import MessageLimitExceeded
-from mailadmin.listeners import create_protocol_server
+from mailadmin.adapters.tracked_smtp import TrackedSMTP
+from mailadmin.listeners import ConnectionTracker, create_protocol_server
 
 if TYPE_CHECKING:
     import asyncio
 
-    from mailadmin.wiring import Runtime
+    from mailadmin.engine.protocol import DecisionService
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ def parse_xforward(arg: str) -> dict[str, str | None]:
     return attributes
 
 
-class FilterSMTP(SMTP):
-    """aiosmtpd's SMTP with the XFORWARD command.
+class FilterSMTP(TrackedSMTP):
+    """aiosmtpd's SMTP with the XFORWARD command, its connection tracked.
 
     The attributes hold for the next mail transaction only, as in Postfix:
     they are cleared after DATA and by RSET/EHLO.
@@ -152,7 +153,7 @@ def envelope_from(smtp_envelope: SmtpEnvelope, xforward: dict[str, str | None],
 class ContentFilterHandler:
     """aiosmtpd handler: decide at the end of DATA, store, then answer."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: DecisionService) -> None:
         self.runtime = runtime
 
     async def handle_EHLO(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope,
@@ -174,7 +175,7 @@ class ContentFilterHandler:
         if not isinstance(raw, bytes):
             raw = str(raw or "").encode("utf-8", "surrogateescape")
         try:
-            check_message(raw, self.runtime.config().conf.limits)
+            check_message(raw, self.runtime.limits)
         except MessageLimitExceeded as exc:
             # After queue a 5xx would bounce: the MTA keeps it, the postmaster sees why.
             log.warning("content filter: message exceeds %s, left in the queue queue_id=%s", exc,
@@ -193,7 +194,7 @@ class ContentFilterHandler:
                     if not rest:
                         return ACCEPTED_TEXT
                     env = dataclasses.replace(env, rcpt_tos=rest)
-            decision = await self.runtime.engine.decide(env, message)
+            decision = await self.runtime.decide(env, message)
             tempfail = decision.tempfail
             if tempfail is not None:
                 log.info("content filter tempfail queue_id=%s reply=%s", env.queue_id or "-", tempfail)
@@ -211,8 +212,10 @@ class ContentFilterHandler:
         return ACCEPTED_TEXT
 
 
-async def start_content_filter(listen: str, runtime: Runtime) -> asyncio.base_events.Server:
-    """Serve the SMTP content filter on ``listen`` (``inet:host:port`` or ``unix:/path``)."""
+async def start_content_filter(listen: str, runtime: DecisionService,
+                               connections: ConnectionTracker | None = None) -> asyncio.base_events.Server:
+    """Serve the SMTP content filter on ``listen`` (``inet:host:port`` or ``unix:/path``);
+    its connections are registered with ``connections`` as message connections."""
     handler = ContentFilterHandler(runtime)
     hostname = "mailadmin-filter"
 
@@ -225,8 +228,9 @@ async def start_content_filter(listen: str, runtime: Runtime) -> asyncio.base_ev
             decode_data=False,
             enable_SMTPUTF8=True,
             # The MTA's own size limit applies first (it must be the lower one).
-            data_size_limit=runtime.config().conf.limits.max_message_bytes,
+            data_size_limit=runtime.limits.max_message_bytes,
             timeout=IDLE_TIMEOUT_SECONDS,
+            connections=connections,
         )
 
     return await create_protocol_server(listen, factory)

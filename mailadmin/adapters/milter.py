@@ -31,13 +31,12 @@ delayed ACK of ours would hold its next packet behind Nagle for 40 ms.
   tempfailed.  A malformed packet closes the connection (the MTA applies its
   ``milter_default_action``).
 
-Shutdown: the server returned by :func:`start_milter` is an ordinary
-``asyncio`` server.  After ``server.close()`` idle connections (between
-messages) are closed within :data:`CLOSE_POLL_SECONDS`, and a connection in
-the middle of a message is closed as soon as that message is answered, so a
-caller waiting for the connection tasks (``mailadmin serve``) sees them end
-promptly.  :meth:`MilterService.drain` does the same for callers that hold
-the service object.
+Shutdown: each connection is registered with the
+:class:`~mailadmin.listeners.ConnectionTracker` given to :func:`start_milter`
+as a message connection.  Once the stop begins (``server.close()``, or the
+tracker's ``drain``) idle connections (between messages) are closed, and a
+connection in the middle of a message is closed as soon as that message is
+answered, so the tracker sees them end promptly.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,12 +54,12 @@ from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
 from mailadmin.engine.limits import LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS, MessageMeter, check_message
 from mailadmin.config.model import LimitsConf
 from mailadmin.errors import MessageLimitExceeded, ProtocolViolation
-from mailadmin.listeners import start_stream_server
+from mailadmin.listeners import ConnectionTracker, start_stream_server
 from mailadmin.mailtext.rewrite import FieldInsert, header_edits, render_copy
 from mailadmin.message import Envelope, Message
 
 if TYPE_CHECKING:
-    from mailadmin.wiring import Runtime
+    from mailadmin.engine.protocol import DecisionService
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +70,6 @@ SKIPPED_EVENTS = mc.Proto.NODATA | mc.Proto.NOEOH | mc.Proto.NOUNKNOWN
 # may refuse it) and end of message.
 NO_REPLY = (mc.Proto.NR_CONN | mc.Proto.NR_HELO | mc.Proto.NR_RCPT | mc.Proto.NR_HDR
             | mc.Proto.NR_BODY | mc.Proto.NR_DATA | mc.Proto.NR_EOH | mc.Proto.NR_UNKN)
-CLOSE_POLL_SECONDS = 0.2
 
 _NO_REPLY_BIT: dict[type, mc.Proto] = {
     mc.Connect: mc.Proto.NR_CONN, mc.Helo: mc.Proto.NR_HELO, mc.Mail: mc.Proto.NR_MAIL,
@@ -193,7 +190,7 @@ class MilterSession:
     """The protocol state of one MTA connection, without the socket: each
     command in, the responses to write out (none for a "no reply" event)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: DecisionService) -> None:
         self._runtime = runtime
         self._set_protocol(mc.Proto(0))
         self._macros: dict[bytes, dict[str, str]] = {}
@@ -299,7 +296,7 @@ class MilterSession:
                 if macros is not None:
                     self._macros[b"M"] = macros
                 self._tx.mail_args = args
-                self._tx.meter = MessageMeter(self._runtime.config().conf.limits)
+                self._tx.meter = MessageMeter(self._runtime.limits)
                 answer = await self._check_submission()
                 if answer != mc.Continue():
                     self._end_transaction()  # refused: the MTA drops the transaction
@@ -334,7 +331,7 @@ class MilterSession:
         envelope = self.envelope()
         if not envelope.sasl_username:
             return mc.Continue()
-        refusal = await self._runtime.engine.check_submission(envelope)
+        refusal = await self._runtime.check_submission(envelope)
         if refusal is None:
             return mc.Continue()
         log.info('milter queue_id=%s outcome=reject reason="overseas" sasl_username=%s client=%s',
@@ -361,7 +358,7 @@ class MilterSession:
             return [mc.ReplyCode(LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS,
                                  f"Message exceeds a limit of this server ({exc.limit} {exc.maximum})")]
         message = Message(raw)
-        decision = await self._runtime.engine.decide(envelope, message)
+        decision = await self._runtime.decide(envelope, message)
         plan = plan_eom(decision, raw, self._tx.rcpt_args)
         if decision.tempfail is None and decision.rejected is None:
             try:
@@ -422,8 +419,10 @@ class MilterConnection:
         self.session = MilterSession(service.runtime)
         self.busy = False
 
-    def close(self) -> None:
-        self._writer.close()
+    def close_if_idle(self) -> None:
+        """At the stop: close now unless a message is under way (that one closes after its answer)."""
+        if not self.busy and not self.session.in_message:
+            self._writer.close()
 
     async def serve(self) -> None:
         sock = self._writer.get_extra_info("socket")
@@ -431,7 +430,7 @@ class MilterConnection:
         decoder = mc.FrameDecoder()
         session = self.session
         try:
-            while not (self._service.closing and not session.in_message):
+            while not (self._service.connections.stopping and not session.in_message):
                 self.busy = False
                 # With "no reply" the MTA writes a whole message's packets at
                 # once: one read and one write for all of them, not two awaits a packet.
@@ -475,60 +474,24 @@ class MilterConnection:
 
 
 class MilterService:
-    """The connections of one milter listener, for shutdown."""
+    """What the connections of one milter listener share."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: DecisionService, connections: ConnectionTracker | None = None) -> None:
         self.runtime = runtime
-        self.closing = False
-        self._connections: set[MilterConnection] = set()
-        self._watcher: asyncio.Task[None] | None = None
+        self.connections = connections if connections is not None else ConnectionTracker()
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         metrics.CONNECTIONS.labels("milter").inc()
         connection = MilterConnection(self, reader, writer)
-        self._connections.add(connection)
-        try:
-            await connection.serve()
-        finally:
-            self._connections.discard(connection)
-
-    def begin_shutdown(self) -> None:
-        """No new messages: idle connections close now, busy ones after their message."""
-        self.closing = True
-        for connection in list(self._connections):
-            if not connection.busy and not connection.session.in_message:
-                connection.close()
-
-    async def drain(self, timeout_seconds: float) -> bool:
-        """:meth:`begin_shutdown`, then wait for open connections; those
-        left after ``timeout_seconds`` are dropped.  True when none was."""
-        self.begin_shutdown()
-        deadline = time.monotonic() + timeout_seconds
-        while self._connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        left = list(self._connections)
-        for connection in left:
-            connection.close()
-        return not left
-
-    def watch(self, server: asyncio.base_events.Server) -> None:
-        """Begin the shutdown once ``server`` stops serving (``server.close()``)."""
-        async def watcher() -> None:
-            while server.is_serving():
-                await asyncio.sleep(CLOSE_POLL_SECONDS)
-            self.begin_shutdown()
-
-        self._watcher = asyncio.create_task(watcher(), name="milter-close-watcher")
+        self.connections.register(idle=False, on_stop=connection.close_if_idle)
+        await connection.serve()
 
 
-async def start_milter_service(listen: str, runtime: Runtime) -> tuple[MilterService, asyncio.base_events.Server]:
-    service = MilterService(runtime)
+async def start_milter(listen: str, runtime: DecisionService,
+                       connections: ConnectionTracker | None = None) -> asyncio.base_events.Server:
+    """Serve the milter protocol on ``listen`` (``unix:/path`` or ``inet:host:port``);
+    its connections are registered with ``connections`` (a tracker of its own when None)."""
+    service = MilterService(runtime, connections)
     server = await start_stream_server(listen, service.accept)
-    service.watch(server)
-    return service, server
-
-
-async def start_milter(listen: str, runtime: Runtime) -> asyncio.base_events.Server:
-    """Serve the milter protocol on ``listen`` (``unix:/path`` or ``inet:host:port``)."""
-    _, server = await start_milter_service(listen, runtime)
+    service.connections.stop_when_closed(server)
     return server

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 from mailadmin import metrics
 from mailadmin.message import Envelope
 from mailadmin.errors import ProtocolViolation
-from mailadmin.listeners import start_stream_server
+from mailadmin.listeners import ConnectionTracker, start_stream_server
 
 if TYPE_CHECKING:
-    from mailadmin.wiring import Runtime
+    from mailadmin.engine.protocol import DecisionService
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class PolicyConnection:
     transaction (``instance`` names it) instead of asking the store again.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: DecisionService) -> None:
         self._runtime = runtime
         self._last_key: tuple[str, str, str] | None = None
         self._last_action = DUNNO
@@ -120,7 +120,7 @@ class PolicyConnection:
             return self._last_action
         envelope = envelope_of(request)
         try:
-            refusal = await self._runtime.engine.check_submission(envelope)
+            refusal = await self._runtime.check_submission(envelope)
         except Exception:
             log.exception(
                 "policy delegation failed, answering DEFER_IF_PERMIT queue_id=%s sasl_username=%s client=%s",
@@ -169,11 +169,15 @@ class PolicyConnection:
             writer.close()
 
 
-async def start_postfix_policy(listen: str, runtime: Runtime) -> asyncio.base_events.Server:
-    """Serve policy delegation on ``listen`` (``inet:host:port`` or ``unix:/path``)."""
+async def start_postfix_policy(listen: str, runtime: DecisionService,
+                               connections: ConnectionTracker | None = None) -> asyncio.base_events.Server:
+    """Serve policy delegation on ``listen`` (``inet:host:port`` or ``unix:/path``);
+    its connections are registered with ``connections`` as idle between requests."""
+    tracker = connections if connections is not None else ConnectionTracker()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         metrics.CONNECTIONS.labels("policy").inc()
+        tracker.register(idle=True)
         await PolicyConnection(runtime).serve(reader, writer)
 
     return await start_stream_server(listen, accept)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from mailadmin.config.model import Config, LimitsConf
-from mailadmin.engine.decide import ContentGroup, Decision, Engine
+from mailadmin.engine.decide import ContentGroup, Decision, Engine, SmtpReply
 from mailadmin.engine.effects import LOOP_HEADER, AutoReplyTo, ForwardTo, VirusReportTo
 from mailadmin.message import Envelope, Message
 from mailadmin.engine.limits import check_message
@@ -240,6 +240,12 @@ class PureRuntime:
 
         cfg = make_config()
         return dataclasses.replace(cfg, conf=dataclasses.replace(cfg.conf, limits=self.limits))
+
+    async def check_submission(self, envelope: Envelope) -> SmtpReply | None:
+        return await self.engine.check_submission(envelope)
+
+    async def decide(self, envelope: Envelope, message: Message) -> Decision:
+        return await self.engine.decide(envelope, message)
 
     async def apply(self, decision: Decision, message: Message, reinject: Sequence[ContentGroup] = (),
                     taken: tuple[str, Sequence[str]] | None = None) -> None:

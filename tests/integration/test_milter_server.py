@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from mailadmin.adapters import milter_codec as mc
-from mailadmin.adapters.milter import start_milter, start_milter_service
+from mailadmin.adapters.milter import start_milter
 from mailadmin.config.model import Policy
 from mailadmin.engine.decide import Engine
-from mailadmin.listeners import bound_address
+from mailadmin.listeners import ConnectionTracker, bound_address
 from mailadmin.services.clamd import ClamdClient
 from mailadmin.services.spamd import SpamdClient
 from mailadmin.store import db, mailboxes, quarantine, rules
@@ -272,12 +272,13 @@ async def test_a_message_in_flight_finishes_after_close(database_url: str, tmp_p
                                                       spamd_instance: Any) -> None:
     runtime = make_runtime(make_store(database_url), clamd_instance.tcp_address,
                            spamd_instance.tcp_address)
-    service, server = await start_milter_service("inet:127.0.0.1:0", runtime)
+    connections = ConnectionTracker()
+    server = await start_milter("inet:127.0.0.1:0", runtime, connections)
     client = await MtaClient.connect(bound_address(server))
     await client.ask(mc.Connect("client.example.org", "4", 40000, "192.0.2.10"))
     assert await client.ask(mc.Mail(("<a@example.org>",))) == [mc.Continue()]
     await client.ask(mc.Rcpt(("<taro@example.jp>",)))
-    drained = asyncio.create_task(service.drain(IO_TIMEOUT_SECONDS))
+    drained = asyncio.create_task(connections.drain(IO_TIMEOUT_SECONDS))
     await client.ask(mc.Header("Subject", "late"))
     await client.ask(mc.Body(b"still here\r\n"))
     answer = await client.ask(mc.EndOfMessage())  # (spamd tags this bare message; fine)

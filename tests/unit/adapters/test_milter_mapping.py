@@ -14,10 +14,10 @@ import pytest
 
 from mailadmin.adapters import milter_codec as mc
 from mailadmin.adapters.milter import MilterSession, choose_kept, header_actions, strip_address
-from mailadmin.engine.decide import ContentGroup, Decision, Engine
+from mailadmin.engine.decide import ContentGroup, Decision, Engine, SmtpReply
 from mailadmin.engine.effects import AddHeader, TagSpam
 from mailadmin.mailtext.rewrite import header_fields, render_copy, tag_spam
-from mailadmin.message import Message
+from mailadmin.message import Envelope, Message
 from mailadmin.config.model import Config, LimitsConf
 from mailadmin.store.snapshots import Forward, MailboxRules
 from tests.fixtures.config import make_config
@@ -48,6 +48,12 @@ class FakeRuntime:
 
         cfg = make_config()
         return dataclasses.replace(cfg, conf=dataclasses.replace(cfg.conf, limits=self.limits))
+
+    async def check_submission(self, envelope: Envelope) -> SmtpReply | None:
+        return await self.engine.check_submission(envelope)
+
+    async def decide(self, envelope: Envelope, message: Message) -> Decision:
+        return await self.engine.decide(envelope, message)
 
     async def apply(self, decision: Decision, message: Message, reinject: Sequence[ContentGroup] = ()) -> None:
         if self.fail_apply:

@@ -161,6 +161,9 @@ class ScriptedEngine:
 class ScriptedRuntime:
     engine: ScriptedEngine
 
+    async def check_submission(self, envelope: Envelope) -> SmtpReply | None:
+        return await self.engine.check_submission(envelope)
+
 
 REFUSAL = SmtpReply(554, "5.7.1", "Sending from outside the home country is restricted for this mailbox.")
 
