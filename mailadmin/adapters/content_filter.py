@@ -198,7 +198,7 @@ class ContentFilterHandler:
             tempfail = decision.tempfail
             if tempfail is not None:
                 log.info("content filter tempfail queue_id=%s reply=%s", env.queue_id or "-", tempfail)
-                return str(tempfail) if 400 <= tempfail.code < 500 else TEMPFAIL_TEXT
+                return str(tempfail)
             if decision.rejected is not None:
                 # After queue a refusal would bounce; the message is not delivered.
                 log.warning("content filter: refused submission not delivered queue_id=%s from=%s reply=%s",
