@@ -36,17 +36,12 @@ from mailadmin.engine.effects import (
     disposition_for,
     plan_effects,
 )
-from mailadmin.message import Envelope, Message
+from mailadmin.engine.replies import SCAN_TEMPFAIL, Reject, SmtpReply, TempFail, reply_for
 from mailadmin.engine.scans import MessageScans, SpamScanner, VirusScanner
+from mailadmin.message import Envelope, Message
 from mailadmin.mailtext.addresses import domain_of
 from mailadmin.store.snapshots import MailboxRules
-from mailadmin.verdicts import (
-    Disposition,
-    Refused,
-    Trace,
-    Verdict,
-    format_trace,
-)
+from mailadmin.verdicts import Disposition, Trace, Verdict, format_trace
 
 log = logging.getLogger(__name__)
 
@@ -57,64 +52,31 @@ CountryOf = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
-class SmtpReply:
-    """An SMTP reply the MTA gets; only :class:`TempFail` and :class:`Reject` are made."""
-
-    code: int
-    status: str
-    text: str
-
-    def __post_init__(self) -> None:
-        if not 400 <= self.code < 600 or not self.status.startswith(f"{self.code // 100}."):
-            raise ValueError(f"not a failure reply: {self.code} {self.status}")
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.status} {self.text}"
-
-
-@dataclass(frozen=True, slots=True)
-class TempFail(SmtpReply):
-    """A 4xx reply: the MTA keeps the message and tries again."""
-
-    def __post_init__(self) -> None:
-        SmtpReply.__post_init__(self)
-        if self.code // 100 != 4:
-            raise ValueError(f"a temporary failure needs a 4xx code, not {self.code}")
-
-
-@dataclass(frozen=True, slots=True)
-class Reject(SmtpReply):
-    """A 5xx reply: the message is refused for good."""
-
-    def __post_init__(self) -> None:
-        SmtpReply.__post_init__(self)
-        if self.code // 100 != 5:
-            raise ValueError(f"a rejection needs a 5xx code, not {self.code}")
-
-
-TEMPFAIL_REPLY = TempFail(451, "4.7.1", "Message could not be scanned now; try again later")
-
-
-def reply_for(disposition: Disposition, verdict: Verdict | None) -> SmtpReply | None:
-    """The one place a disposition becomes the SMTP reply (``None``: the MTA's usual one)."""
-    if disposition is Disposition.TEMPFAIL:
-        return TEMPFAIL_REPLY
-    if disposition is Disposition.REJECT:
-        assert isinstance(verdict, Refused)
-        return Reject(554, "5.7.1", verdict.message)
-    return None
-
-
-@dataclass(frozen=True, slots=True)
 class RecipientOutcome:
+    """One recipient's decision.  ``verdict`` is the chain's (the outbound
+    chain's for a refused or infected submission), ``None`` when no rule
+    matched or the recipient is not one of our mailboxes."""
+
     recipient: str
     disposition: Disposition
-    reason: str
+    verdict: Verdict | None
     trace: Trace
     effects: tuple[Effect, ...] = ()
     deliver_local: bool = False
     is_local_mailbox: bool = False
     reply: SmtpReply | None = None
+
+    @property
+    def rule(self) -> str:
+        """What decided: the verdict's rule (a metrics label), never the entry."""
+        if self.verdict is not None:
+            return self.verdict.rule
+        return "no_rule_matched" if self.is_local_mailbox else "not_local"
+
+    @property
+    def reason(self) -> str:
+        """``rule:entry``, the reason of the decision log line and the dry run."""
+        return self.rule if self.verdict is None else str(self.verdict)
 
     @property
     def content_changes(self) -> tuple[ContentChange, ...]:
@@ -146,7 +108,7 @@ class Decision:
         """A temporary failure for any recipient defers the whole message (it can't be split)."""
         for o in self.outcomes:
             if o.disposition is Disposition.TEMPFAIL:
-                return o.reply if isinstance(o.reply, TempFail) else TEMPFAIL_REPLY
+                return o.reply if isinstance(o.reply, TempFail) else SCAN_TEMPFAIL
         return None
 
     @property
@@ -164,14 +126,10 @@ class Decision:
         return tuple(ContentGroup(changes, tuple(r)) for changes, r in groups.items())
 
 
-def _reason(verdict: Verdict | None) -> str:
-    return "no_rule_matched" if verdict is None else str(verdict)
-
-
 def log_decision(decision: Decision) -> None:
     """The INFO line of each recipient decision, and its count in the metrics."""
     for o in decision.outcomes:
-        metrics.DECISIONS.labels(o.disposition.value, metrics.reason_rule(o.reason)).inc()
+        metrics.DECISIONS.labels(o.disposition.value, o.rule).inc()
         log.info(
             'decision queue_id=%s rcpt=%s outcome=%s reason="%s" trace="%s"',
             decision.envelope.queue_id or "-",
@@ -295,7 +253,7 @@ class Engine:
     ) -> RecipientOutcome:
         if rules is None:
             # Not one of our mailboxes: the MTA delivers or relays it as usual.
-            return RecipientOutcome(recipient, Disposition.DELIVER, "not_local", (), (), True, False)
+            return RecipientOutcome(recipient, Disposition.DELIVER, None, (), (), True, False)
         policy = config.policies.for_domain(rules.domain)
         ctx = RecipientContext(envelope, message, recipient, rules, policy, config.filters, scans, now)
         verdict, trace, notes = await run_chain(INBOUND_CHAIN, ctx)
@@ -303,7 +261,7 @@ class Engine:
         effects, deliver_local = plan_effects(disposition, verdict, ctx, notes)
         reply = reply_for(disposition, verdict)
         return RecipientOutcome(
-            recipient, disposition, _reason(verdict), trace, effects, deliver_local, True, reply
+            recipient, disposition, verdict, trace, effects, deliver_local, True, reply
         )
 
     async def _outbound(
@@ -325,7 +283,7 @@ class Engine:
         if verdict is not None:
             reply = reply_for(disposition, verdict)
             return [
-                RecipientOutcome(r, disposition, str(verdict), trace, (), False, r in rules, reply)
+                RecipientOutcome(r, disposition, verdict, trace, (), False, r in rules, reply)
                 for r in recipients
             ], effects
         # Passed: each recipient still gets its own mailbox's inbound decision.
