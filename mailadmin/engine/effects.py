@@ -68,11 +68,14 @@ class AddHeader:
 
 @dataclass(frozen=True, slots=True)
 class StoreQuarantine:
-    reason: str
+    """Hold the message; ``rule`` and ``entry`` are the verdict's (its columns in the store)."""
+
+    rule: str
+    entry: str
     retention_days: int
 
     def __str__(self) -> str:
-        return f"quarantine for {self.retention_days} days ({self.reason})"
+        return f"quarantine for {self.retention_days} days ({self.rule}:{self.entry})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +204,8 @@ def plan_effects(
         return _allowed(disposition, effects), False
     deliver_local = disposition in (Disposition.DELIVER, Disposition.DELIVER_TAGGED)
     if disposition is Disposition.QUARANTINE:
-        effects.append(StoreQuarantine(str(verdict), ctx.policy.quarantine.retention_days))
+        assert verdict is not None
+        effects.append(StoreQuarantine(verdict.rule, verdict.entry, ctx.policy.quarantine.retention_days))
     elif disposition is Disposition.DROP_INFECTED:
         assert isinstance(verdict, Infected)
         effects.append(VirusReportTo(ctx.recipient, verdict.virus, "inbound"))
