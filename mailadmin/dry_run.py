@@ -15,6 +15,7 @@ from mailadmin.engine.decide import Decision, Engine
 from mailadmin.engine.effects import AutoReplyTo
 from mailadmin.message import Envelope, Message
 from mailadmin.store import claims
+from mailadmin.verdicts import Disposition
 from mailadmin.wiring import Store, utcnow
 
 
@@ -23,7 +24,7 @@ def _effect_lines(decision: Decision, store: Store, now: dt.datetime) -> dict[st
     with store.session_factory() as session:
         for o in decision.outcomes:
             lines: list[str] = []
-            if o.is_local_mailbox and o.disposition.value.startswith("deliver"):
+            if o.is_local_mailbox and o.disposition in (Disposition.DELIVER, Disposition.DELIVER_TAGGED):
                 lines.append("deliver to the mailbox" if o.deliver_local else "no copy kept in the mailbox")
             for effect in list(o.effects) + list(decision.message_effects):
                 text = str(effect)

@@ -61,9 +61,3 @@ def code_class(code: int) -> str:
     """``250`` → ``"2xx"``."""
     return f"{code // 100}xx"
 
-
-def reason_rule(reason: str) -> str:
-    """The rule of a decision's reason, without the entry (``reject_sender:spam.example``
-    → ``reject_sender``): an entry is the subscriber's text and would make every
-    entry a series."""
-    return reason.split(":", 1)[0].split(" ", 1)[0] or "-"

@@ -4,6 +4,11 @@ Shared by ``engine`` and ``checks``; imports nothing from either.  A check
 returns one of the verdict types or ``None`` ("no opinion"); the first verdict
 in the chain wins (DESIGN.md "The chain").  ``engine/effects.py`` turns the
 winning verdict into a :class:`Disposition` and its allowed effects.
+
+Every verdict names its ``rule`` (the check or rule that decided: a metrics
+label, a quarantine column) and its ``entry`` (what matched: the subscriber's
+entry, the virus, the score); ``str(verdict)`` is ``rule:entry``, the reason
+the decision log line and the dry run print.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ class Infected:
 
     virus: str
 
+    rule = "infected"
+
+    @property
+    def entry(self) -> str:
+        return self.virus
+
     def __str__(self) -> str:
         return f"infected:{self.virus}"
 
@@ -28,6 +39,8 @@ class Allowed:
 
     entry: str
     source: str = "mailbox"
+
+    rule = "allowed"
 
     def __str__(self) -> str:
         return f"allowed:{self.entry}"
@@ -57,8 +70,14 @@ class Spam:
     threshold: float
     rules: tuple[str, ...] = ()
 
+    rule = "spam"
+
+    @property
+    def entry(self) -> str:
+        return f"{self.score:.1f}/{self.threshold:.1f}"
+
     def __str__(self) -> str:
-        return f"spam:{self.score:.1f}/{self.threshold:.1f}"
+        return f"spam:{self.entry}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +86,12 @@ class ScanFailed:
 
     service: str
     error: str
+
+    rule = "scan_failed"
+
+    @property
+    def entry(self) -> str:
+        return self.service
 
     def __str__(self) -> str:
         return f"scan_failed:{self.service}"
@@ -78,6 +103,8 @@ class Refused:
 
     rule: str
     message: str
+
+    entry = "refused"
 
     def __str__(self) -> str:
         return f"{self.rule}:refused"

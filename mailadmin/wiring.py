@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.config.model import Config, LimitsConf
-from mailadmin.engine.decide import ContentGroup, Decision, Engine, SmtpReply
+from mailadmin.engine.decide import ContentGroup, Decision, Engine
+from mailadmin.engine.replies import SmtpReply
 from mailadmin.message import Envelope, Message
 from mailadmin.engine.execute import execute
 from mailadmin.engine.protocol import DecisionService

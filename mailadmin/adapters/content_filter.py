@@ -39,6 +39,7 @@ from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
 from mailadmin import metrics
 from mailadmin.message import Envelope, Message
 from mailadmin.engine.limits import check_message
+from mailadmin.engine.replies import FILTER_TEMPFAIL, limit_reply
 from mailadmin.errors import MessageLimitExceeded
 from mailadmin.adapters.tracked_smtp import TrackedSMTP
 from mailadmin.listeners import ConnectionTracker, create_protocol_server
@@ -56,9 +57,7 @@ XFORWARD_ATTRIBUTES = ("NAME", "ADDR", "PORT", "PROTO", "HELO", "IDENT", "SOURCE
 # Values that mean "the MTA does not know" (XFORWARD_README).
 UNAVAILABLE = frozenset({"[UNAVAILABLE]", "[TEMPUNAVAIL]"})
 
-TEMPFAIL_TEXT = "451 4.3.0 Message could not be filtered now; try again later"
 ACCEPTED_TEXT = "250 2.0.0 Ok: filtered"
-LIMIT_TEXT = "451 4.3.4 Message exceeds a limit of this server"
 
 
 def xtext_decode(text: str) -> str:
@@ -180,7 +179,7 @@ class ContentFilterHandler:
             # After queue a 5xx would bounce: the MTA keeps it, the postmaster sees why.
             log.warning("content filter: message exceeds %s, left in the queue queue_id=%s", exc,
                         env.queue_id or "-")
-            return f"{LIMIT_TEXT} ({exc.limit} {exc.maximum})"
+            return str(limit_reply(exc, after_queue=True))
         message = Message(raw)
         try:
             # Handed over again after a lost reply: recipients already taken are not applied twice.
@@ -198,7 +197,7 @@ class ContentFilterHandler:
             tempfail = decision.tempfail
             if tempfail is not None:
                 log.info("content filter tempfail queue_id=%s reply=%s", env.queue_id or "-", tempfail)
-                return str(tempfail) if 400 <= tempfail.code < 500 else TEMPFAIL_TEXT
+                return str(tempfail)
             if decision.rejected is not None:
                 # After queue a refusal would bounce; the message is not delivered.
                 log.warning("content filter: refused submission not delivered queue_id=%s from=%s reply=%s",
@@ -208,7 +207,7 @@ class ContentFilterHandler:
                                      taken=(key, env.rcpt_tos) if key is not None else None)
         except Exception:
             log.exception("content filter failed, answering 451 queue_id=%s", env.queue_id or "-")
-            return TEMPFAIL_TEXT
+            return str(FILTER_TEMPFAIL)
         return ACCEPTED_TEXT
 
 

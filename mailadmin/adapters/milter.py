@@ -50,8 +50,9 @@ from typing import TYPE_CHECKING, Any
 
 from mailadmin import metrics
 from mailadmin.adapters import milter_codec as mc
-from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
-from mailadmin.engine.limits import LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS, MessageMeter, check_message
+from mailadmin.engine.decide import ContentGroup, Decision
+from mailadmin.engine.limits import MessageMeter, check_message
+from mailadmin.engine.replies import SmtpReply, limit_reply
 from mailadmin.config.model import LimitsConf
 from mailadmin.errors import MessageLimitExceeded, ProtocolViolation
 from mailadmin.listeners import ConnectionTracker, start_stream_server
@@ -355,8 +356,7 @@ class MilterSession:
         except MessageLimitExceeded as exc:
             # Before queue a refusal is the sender's MTA's to report: no backscatter.
             log.warning("milter refused queue_id=%s: message exceeds %s", envelope.queue_id or "-", exc)
-            return [mc.ReplyCode(LIMIT_REPLY_CODE, LIMIT_REPLY_STATUS,
-                                 f"Message exceeds a limit of this server ({exc.limit} {exc.maximum})")]
+            return [reply_action(limit_reply(exc, after_queue=False))]
         message = Message(raw)
         decision = await self._runtime.decide(envelope, message)
         plan = plan_eom(decision, raw, self._tx.rcpt_args)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import time
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from mailadmin import metrics
 from mailadmin.checks import (
     allow_list,
     header_conditions,
+    overseas,
     reject_lists,
     site_filters,
     spam_scan,
@@ -23,6 +25,7 @@ from mailadmin.checks import (
 from mailadmin.checks.context import RecipientContext
 from mailadmin.verdicts import CheckResult, NotScanned, Pass, TraceStep, Trace, Verdict
 
+C = TypeVar("C")
 Check = Callable[[RecipientContext], Awaitable[CheckResult]]
 
 INBOUND_CHAIN: tuple[tuple[str, Check], ...] = (
@@ -40,6 +43,34 @@ INBOUND_CHAIN: tuple[tuple[str, Check], ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class SubmissionContext:
+    """What the outbound chain sees: the sending client and the sender's own
+    rules (``sender.recipient`` is the authenticated sender)."""
+
+    client: overseas.OutboundContext
+    sender: RecipientContext
+
+
+async def _overseas(ctx: SubmissionContext) -> CheckResult:
+    return await overseas.check(ctx.client)
+
+
+async def _sender_virus_scan(ctx: SubmissionContext) -> CheckResult:
+    return await virus_scan.check(ctx.sender)
+
+
+SubmissionCheck = Callable[[SubmissionContext], Awaitable[CheckResult]]
+
+OUTBOUND_CHAIN: tuple[tuple[str, SubmissionCheck], ...] = (
+    # First: a refused submission needs no scan (SPEC §9).
+    ("overseas", _overseas),
+    # The sender's own virus scan (SPEC §7: "mail it sends"); each recipient's
+    # inbound chain runs after it, when the submission may go on.
+    ("virus_scan", _sender_virus_scan),
+)
+
+
 _CHECK_SECONDS: dict[str, Any] = {}
 
 
@@ -52,7 +83,7 @@ def _check_seconds(name: str) -> Any:
 
 
 async def run_chain(
-    chain: tuple[tuple[str, Check], ...], ctx: RecipientContext
+    chain: tuple[tuple[str, Callable[[C], Awaitable[CheckResult]]], ...], ctx: C
 ) -> tuple[Verdict | None, Trace, tuple[NotScanned, ...]]:
     """Run ``chain`` until the first verdict; return it, the trace and any not-scanned notes."""
     trace: list[TraceStep] = []

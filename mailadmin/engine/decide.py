@@ -24,36 +24,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mailadmin import metrics
-from mailadmin.checks import overseas, virus_scan
+from mailadmin.checks import overseas
 from mailadmin.checks.context import RecipientContext
-from mailadmin.config.model import Config, Policy
-from mailadmin.engine.chain import INBOUND_CHAIN, run_chain
+from mailadmin.config.model import Config
+from mailadmin.engine.chain import INBOUND_CHAIN, OUTBOUND_CHAIN, SubmissionContext, run_chain
 from mailadmin.engine.effects import (
-    NOT_SCANNED_HEADER,
     AddHeader,
     ContentChange,
     Effect,
     TagSpam,
-    VirusReportTo,
     disposition_for,
     plan_effects,
 )
-from mailadmin.message import Envelope, Message
+from mailadmin.engine.replies import SCAN_TEMPFAIL, Reject, SmtpReply, TempFail, reply_for
 from mailadmin.engine.scans import MessageScans, SpamScanner, VirusScanner
+from mailadmin.message import Envelope, Message
 from mailadmin.mailtext.addresses import domain_of
 from mailadmin.store.snapshots import MailboxRules
-from mailadmin.verdicts import (
-    CheckResult,
-    Disposition,
-    Infected,
-    NotScanned,
-    Refused,
-    ScanFailed,
-    TraceStep,
-    Trace,
-    Verdict,
-    format_trace,
-)
+from mailadmin.verdicts import Disposition, Trace, Verdict, format_trace
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +52,31 @@ CountryOf = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
-class SmtpReply:
-    code: int
-    status: str
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.status} {self.text}"
-
-
-TEMPFAIL_REPLY = SmtpReply(451, "4.7.1", "Message could not be scanned now; try again later")
-
-
-@dataclass(frozen=True, slots=True)
 class RecipientOutcome:
+    """One recipient's decision.  ``verdict`` is the chain's (the outbound
+    chain's for a refused or infected submission), ``None`` when no rule
+    matched or the recipient is not one of our mailboxes."""
+
     recipient: str
     disposition: Disposition
-    reason: str
+    verdict: Verdict | None
     trace: Trace
     effects: tuple[Effect, ...] = ()
     deliver_local: bool = False
     is_local_mailbox: bool = False
     reply: SmtpReply | None = None
+
+    @property
+    def rule(self) -> str:
+        """What decided: the verdict's rule (a metrics label), never the entry."""
+        if self.verdict is not None:
+            return self.verdict.rule
+        return "no_rule_matched" if self.is_local_mailbox else "not_local"
+
+    @property
+    def reason(self) -> str:
+        """``rule:entry``, the reason of the decision log line and the dry run."""
+        return self.rule if self.verdict is None else str(self.verdict)
 
     @property
     def content_changes(self) -> tuple[ContentChange, ...]:
@@ -113,17 +104,18 @@ class Decision:
         raise KeyError(recipient)
 
     @property
-    def tempfail(self) -> SmtpReply | None:
+    def tempfail(self) -> TempFail | None:
         """A temporary failure for any recipient defers the whole message (it can't be split)."""
         for o in self.outcomes:
             if o.disposition is Disposition.TEMPFAIL:
-                return o.reply or TEMPFAIL_REPLY
+                return o.reply if isinstance(o.reply, TempFail) else SCAN_TEMPFAIL
         return None
 
     @property
-    def rejected(self) -> SmtpReply | None:
+    def rejected(self) -> Reject | None:
         if self.outcomes and all(o.disposition is Disposition.REJECT for o in self.outcomes):
-            return self.outcomes[0].reply
+            reply = self.outcomes[0].reply
+            return reply if isinstance(reply, Reject) else None
         return None
 
     def content_groups(self) -> tuple[ContentGroup, ...]:
@@ -134,14 +126,10 @@ class Decision:
         return tuple(ContentGroup(changes, tuple(r)) for changes, r in groups.items())
 
 
-def _reason(verdict: Verdict | None) -> str:
-    return "no_rule_matched" if verdict is None else str(verdict)
-
-
 def log_decision(decision: Decision) -> None:
     """The INFO line of each recipient decision, and its count in the metrics."""
     for o in decision.outcomes:
-        metrics.DECISIONS.labels(o.disposition.value, metrics.reason_rule(o.reason)).inc()
+        metrics.DECISIONS.labels(o.disposition.value, o.rule).inc()
         log.info(
             'decision queue_id=%s rcpt=%s outcome=%s reason="%s" trace="%s"',
             decision.envelope.queue_id or "-",
@@ -220,16 +208,18 @@ class Engine:
         log_decision(decision)
         return decision
 
-    async def _overseas(
-        self, envelope: Envelope, sender_rules: MailboxRules | None, config: Config, now: dt.datetime
-    ) -> tuple[MailboxRules, Policy, CheckResult]:
+    def _submission(
+        self, envelope: Envelope, message: Message, sender_rules: MailboxRules | None,
+        scans: MessageScans, config: Config, now: dt.datetime,
+    ) -> SubmissionContext:
         sender = (envelope.sasl_username or "").lower()
         rules = sender_rules or MailboxRules(address=sender, domain=domain_of(sender))
         policy = config.policies.for_domain(rules.domain)
-        octx = overseas.OutboundContext(
+        client = overseas.OutboundContext(
             envelope.client_address, rules, policy, now, self._country_of, config.conf.web.base_url
         )
-        return rules, policy, await overseas.check(octx)
+        own = RecipientContext(envelope, message, sender, rules, policy, config.filters, scans, now)
+        return SubmissionContext(client, own)
 
     async def check_submission(self, envelope: Envelope) -> SmtpReply | None:
         """The overseas sending check alone, before any message data (SPEC §9).
@@ -241,11 +231,15 @@ class Engine:
         if not sender:
             return None
         rules = await self._rules([sender])
-        _, _, result = await self._overseas(envelope, rules.get(sender), self._config(), self._clock())
-        log.debug("overseas sasl_username=%s client=%s result=%s", sender, envelope.client_address, result)
-        if isinstance(result, Refused):
-            return SmtpReply(554, "5.7.1", result.message)
-        return None
+        message = Message(b"")
+        scans = MessageScans(message, envelope, None, None)  # the overseas check scans nothing
+        sctx = self._submission(envelope, message, rules.get(sender), scans, self._config(), self._clock())
+        verdict, trace, _ = await run_chain(OUTBOUND_CHAIN[:1], sctx)
+        log.debug("overseas sasl_username=%s client=%s result=%s", sender, envelope.client_address,
+                  trace[0].result)
+        if verdict is None:
+            return None
+        return reply_for(disposition_for(verdict, None), verdict)
 
     async def _inbound(
         self,
@@ -259,15 +253,15 @@ class Engine:
     ) -> RecipientOutcome:
         if rules is None:
             # Not one of our mailboxes: the MTA delivers or relays it as usual.
-            return RecipientOutcome(recipient, Disposition.DELIVER, "not_local", (), (), True, False)
+            return RecipientOutcome(recipient, Disposition.DELIVER, None, (), (), True, False)
         policy = config.policies.for_domain(rules.domain)
         ctx = RecipientContext(envelope, message, recipient, rules, policy, config.filters, scans, now)
         verdict, trace, notes = await run_chain(INBOUND_CHAIN, ctx)
         disposition = disposition_for(verdict, ctx)
         effects, deliver_local = plan_effects(disposition, verdict, ctx, notes)
-        reply = TEMPFAIL_REPLY if disposition is Disposition.TEMPFAIL else None
+        reply = reply_for(disposition, verdict)
         return RecipientOutcome(
-            recipient, disposition, _reason(verdict), trace, effects, deliver_local, True, reply
+            recipient, disposition, verdict, trace, effects, deliver_local, True, reply
         )
 
     async def _outbound(
@@ -282,41 +276,27 @@ class Engine:
     ) -> tuple[list[RecipientOutcome] | None, tuple[Effect, ...]]:
         """The outbound chain (SPEC §7, §9).  ``None`` when the submission may go on."""
         sender = (envelope.sasl_username or "").lower()
-        sender_rules, policy, result = await self._overseas(envelope, rules.get(sender), config, now)
-        trace: list[TraceStep] = [TraceStep("overseas", str(result))]
-        if isinstance(result, Refused):
-            reply = SmtpReply(554, "5.7.1", result.message)
+        sctx = self._submission(envelope, message, rules.get(sender), scans, config, now)
+        verdict, trace, notes = await run_chain(OUTBOUND_CHAIN, sctx)
+        disposition = disposition_for(verdict, None)
+        effects, _ = plan_effects(disposition, verdict, sctx.sender, notes, "outbound")
+        if verdict is not None:
+            reply = reply_for(disposition, verdict)
             return [
-                RecipientOutcome(r, Disposition.REJECT, str(result), tuple(trace), (), False, r in rules, reply)
+                RecipientOutcome(r, disposition, verdict, trace, (), False, r in rules, reply)
                 for r in recipients
-            ], ()
-        # The sender's own virus scan (SPEC §7: "mail it sends").
-        vctx = RecipientContext(envelope, message, sender, sender_rules, policy, config.filters, scans, now)
-        vresult = await virus_scan.check(vctx)
-        trace.append(TraceStep("virus_scan", str(vresult)))
-        if isinstance(vresult, Infected):
-            report = VirusReportTo(sender, vresult.virus, "outbound")
-            return [
-                RecipientOutcome(r, Disposition.DROP_INFECTED, str(vresult), tuple(trace), (), False, r in rules)
-                for r in recipients
-            ], (report,)
-        if isinstance(vresult, ScanFailed):
-            return [
-                RecipientOutcome(r, Disposition.TEMPFAIL, str(vresult), tuple(trace), (), False, r in rules, TEMPFAIL_REPLY)
-                for r in recipients
-            ], ()
+            ], effects
         # Passed: each recipient still gets its own mailbox's inbound decision.
         outcomes = await asyncio.gather(
             *(self._inbound(envelope, message, r, rules.get(r), scans, config, now) for r in recipients)
         )
-        prefix = tuple(trace)
-        # The sender's scan could not run: every copy that is delivered says so, once.
-        note = (AddHeader(NOT_SCANNED_HEADER, f"{vresult.service} unavailable")
-                if isinstance(vresult, NotScanned) else None)
+        # Content changes of the submission (the sender's scan could not run) go
+        # on every copy that is delivered, once.
+        notes_for_copies = tuple(e for e in effects if isinstance(e, AddHeader))
         out = []
         for o in outcomes:
-            effects = o.effects
-            if note is not None and o.deliver_local and note not in effects:
-                effects += (note,)
-            out.append(dataclasses.replace(o, trace=prefix + o.trace, effects=effects))
+            changes = o.effects
+            if o.deliver_local:
+                changes += tuple(n for n in notes_for_copies if n not in changes)
+            out.append(dataclasses.replace(o, trace=trace + o.trace, effects=changes))
         return out, ()

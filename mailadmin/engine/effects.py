@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
+from typing import Literal
 
 from mailadmin import metrics
 from mailadmin.checks.context import RecipientContext
@@ -67,11 +68,14 @@ class AddHeader:
 
 @dataclass(frozen=True, slots=True)
 class StoreQuarantine:
-    reason: str
+    """Hold the message; ``rule`` and ``entry`` are the verdict's (its columns in the store)."""
+
+    rule: str
+    entry: str
     retention_days: int
 
     def __str__(self) -> str:
-        return f"quarantine for {self.retention_days} days ({self.reason})"
+        return f"quarantine for {self.retention_days} days ({self.rule}:{self.entry})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,17 +176,36 @@ def plan_auto_reply(ctx: RecipientContext) -> tuple[AutoReplyTo | None, str]:
     return AutoReplyTo(sender.lower(), subject, body, window), "planned"
 
 
+Direction = Literal["inbound", "outbound"]
+
+
 def plan_effects(
     disposition: Disposition,
     verdict: Verdict | None,
     ctx: RecipientContext,
     notes: tuple[NotScanned, ...],
+    direction: Direction = "inbound",
 ) -> tuple[tuple[Effect, ...], bool]:
-    """Effects for one recipient, and whether the mailbox itself gets a copy."""
+    """Effects for one recipient, and whether the mailbox itself gets a copy.
+
+    ``direction="outbound"``: the effects of the outbound chain's verdict on
+    the whole submission, planned for the sender (``ctx.recipient``): the
+    virus report to the sender, or the not-scanned note every delivered copy
+    carries.  The sender's mailbox gets no copy, so nothing is forwarded,
+    tagged or auto-replied, and the boolean is ``False``.
+    """
     effects: list[Effect] = []
+    if direction == "outbound":
+        if disposition is Disposition.DROP_INFECTED:
+            assert isinstance(verdict, Infected)
+            effects.append(VirusReportTo(ctx.recipient, verdict.virus, "outbound"))
+        elif disposition is Disposition.DELIVER:
+            effects.extend(AddHeader(NOT_SCANNED_HEADER, f"{n.service} unavailable") for n in notes)
+        return _allowed(disposition, effects), False
     deliver_local = disposition in (Disposition.DELIVER, Disposition.DELIVER_TAGGED)
     if disposition is Disposition.QUARANTINE:
-        effects.append(StoreQuarantine(str(verdict), ctx.policy.quarantine.retention_days))
+        assert verdict is not None
+        effects.append(StoreQuarantine(verdict.rule, verdict.entry, ctx.policy.quarantine.retention_days))
     elif disposition is Disposition.DROP_INFECTED:
         assert isinstance(verdict, Infected)
         effects.append(VirusReportTo(ctx.recipient, verdict.virus, "inbound"))
@@ -205,9 +228,14 @@ def plan_effects(
     if ctx.rules.auto_reply.enabled and disposition is not Disposition.DELIVER:
         # Quarantined, infected, tagged spam, refused or deferred mail gets none (SPEC §6).
         metrics.AUTO_REPLIES.labels("suppressed", disposition.value).inc()
+    return _allowed(disposition, effects), deliver_local
+
+
+def _allowed(disposition: Disposition, effects: list[Effect]) -> tuple[Effect, ...]:
+    """``effects``, once the table allows each of them for ``disposition``."""
     allowed = ALLOWED_EFFECTS[disposition]
     for effect in effects:
         # The table is the contract; a planner bug must not forward or reply to spam.
         if type(effect) not in allowed:
             raise AssertionError(f"{type(effect).__name__} is not allowed for {disposition.value}")
-    return tuple(effects), deliver_local
+    return tuple(effects)

@@ -138,7 +138,7 @@ def _write(session: Session, decision: Decision, message: Message, reports: list
             if isinstance(effect, StoreQuarantine):
                 quarantine.add_item(
                     session, o.recipient, message.raw, sender=sender or "<>",
-                    subject=subject, reason=effect.reason, queue_id=env.queue_id,
+                    subject=subject, rule=effect.rule, entry=effect.entry, queue_id=env.queue_id,
                     now=now, retention_days=effect.retention_days,
                 )
             elif isinstance(effect, ForwardTo):

@@ -5,8 +5,8 @@ Every adapter checks them before the engine sees the message, so the memory
 and time one message costs are bounded: the milter counts while it buffers
 (:class:`MessageMeter`, and stops storing past a limit), the content filter
 checks the message it read (:func:`check_message`).  Past a limit the milter
-answers :data:`LIMIT_REPLY_CODE` (552 5.3.4, before queue: the sender's MTA
-reports it) and the content filter 451 (after queue a 5xx would bounce).
+answers 552 5.3.4 (before queue: the sender's MTA reports it) and the content
+filter 451 (after queue a 5xx would bounce): ``replies.limit_reply``.
 
 The MIME depth is counted by :func:`mailadmin.mailtext.mime_parts.mime_depth`,
 a line scan that never recurses.
@@ -21,8 +21,6 @@ from mailadmin.message import header_block
 from mailadmin.errors import MessageLimitExceeded
 from mailadmin.mailtext.mime_parts import mime_depth
 
-LIMIT_REPLY_CODE = 552
-LIMIT_REPLY_STATUS = "5.3.4"
 _FIELD_START = re.compile(rb"(?m)^[^ \t\r\n]")
 
 

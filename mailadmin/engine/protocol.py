@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mailadmin.config.model import LimitsConf
-from mailadmin.engine.decide import ContentGroup, Decision, SmtpReply
+from mailadmin.engine.decide import ContentGroup, Decision
+from mailadmin.engine.replies import SmtpReply
 from mailadmin.message import Envelope, Message
 
 

@@ -238,10 +238,21 @@ class QuarantineItem(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     sender: Mapped[str] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text)
+    # What held it: the rule (reject_sender, spam, …) and what matched (the entry, the score).
+    rule: Mapped[str] = mapped_column(String(64))
+    entry: Mapped[str] = mapped_column(Text)
     message: Mapped[bytes] = mapped_column(LargeBinary)
     notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     queue_id: Mapped[str | None] = mapped_column(String(64))
+
+    @property
+    def reason(self) -> str:
+        return join_reason(self.rule, self.entry)
+
+
+def join_reason(rule: str, entry: str) -> str:
+    """``rule:entry``, the reason the decision log line gave (the rule alone without an entry)."""
+    return f"{rule}:{entry}" if entry else rule
 
 
 class FilteredDelivery(Base):

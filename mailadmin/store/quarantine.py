@@ -16,7 +16,7 @@ text in Python over the list columns only (never the messages): full-width and
 half-width forms and case match each other, as in the subject reject list.
 
 Mail caught by the virus scan is never held here (it is dropped and reported,
-SPEC §7); ``release_item`` refuses an item whose reason says it is infected all
+SPEC §7); ``release_item`` refuses an item whose rule says it is infected all
 the same, whichever path asks.
 """
 
@@ -35,14 +35,14 @@ from mailadmin.mailtext.addresses import canonical_address
 from mailadmin.mailtext.headers import decode_header_value, normalize_for_match
 from mailadmin.store import outbox
 from mailadmin.store.mailboxes import mailbox_row
-from mailadmin.store.models import Mailbox, QuarantineItem
+from mailadmin.store.models import Mailbox, QuarantineItem, join_reason
 
 NULL_SENDER = "<>"
 
 
 @dataclass(frozen=True, slots=True)
 class QuarantineInfo:
-    """What the quarantine list shows: date, sender, subject, reason (SPEC §4)."""
+    """What the quarantine list shows: date, sender, subject, and the rule and entry that held it (SPEC §4)."""
 
     id: int
     mailbox: str
@@ -50,7 +50,12 @@ class QuarantineInfo:
     expires_at: dt.datetime
     sender: str
     subject: str
-    reason: str
+    rule: str
+    entry: str
+
+    @property
+    def reason(self) -> str:
+        return join_reason(self.rule, self.entry)
 
 
 _INFO_COLUMNS = (
@@ -60,7 +65,8 @@ _INFO_COLUMNS = (
     QuarantineItem.expires_at,
     QuarantineItem.sender,
     QuarantineItem.subject,
-    QuarantineItem.reason,
+    QuarantineItem.rule,
+    QuarantineItem.entry,
 )
 
 
@@ -72,7 +78,8 @@ def _info(row: Any) -> QuarantineInfo:
         expires_at=row[3],
         sender=row[4],
         subject=row[5],
-        reason=row[6],
+        rule=row[6],
+        entry=row[7],
     )
 
 
@@ -83,7 +90,8 @@ def add_item(
     *,
     sender: str,
     subject: str,
-    reason: str,
+    rule: str,
+    entry: str,
     queue_id: str | None,
     now: dt.datetime,
     retention_days: int,
@@ -99,7 +107,8 @@ def add_item(
         expires_at=now + dt.timedelta(days=retention_days),
         sender=sender or NULL_SENDER,
         subject=subject,
-        reason=reason,
+        rule=rule,
+        entry=entry,
         message=message,
         queue_id=queue_id,
     )
@@ -160,9 +169,14 @@ def _clamp(offset: int, total: int, limit: int) -> int:
     return max(0, min(offset - offset % limit, last))
 
 
-def is_infected(reason: str) -> bool:
-    """Whether an item's reason says the virus scan found it infected."""
-    return reason.split(":", 1)[0] in ("infected", "virus_scan", "virus")
+# Rules that mean the virus scan found the message infected; items stored before
+# the rule had its own column may carry the scan's name instead.
+INFECTED_RULES = frozenset({"infected", "virus_scan", "virus"})
+
+
+def is_infected(rule: str) -> bool:
+    """Whether an item held by ``rule`` was found infected by the virus scan."""
+    return rule in INFECTED_RULES
 
 
 def _item(session: Session, item_id: int, mailbox: str | None) -> QuarantineItem:
@@ -204,7 +218,7 @@ def release_item(
     """Send the item to its mailbox's inbox through the outbox and remove it from the
     quarantine; returns the outbox id."""
     item = _item(session, item_id, mailbox)
-    if is_infected(item.reason):
+    if is_infected(item.rule):
         raise EntryError(Problem("quarantine_infected",
                                  "Mail the virus scan found infected can never be released."))
     owner = session.get(Mailbox, item.mailbox_id)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from mailadmin.config.model import Config, LimitsConf
-from mailadmin.engine.decide import ContentGroup, Decision, Engine, SmtpReply
+from mailadmin.engine.decide import ContentGroup, Decision, Engine
+from mailadmin.engine.replies import SmtpReply
 from mailadmin.engine.effects import LOOP_HEADER, AutoReplyTo, ForwardTo, VirusReportTo
 from mailadmin.message import Envelope, Message
 from mailadmin.engine.limits import check_message

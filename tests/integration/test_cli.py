@@ -382,7 +382,7 @@ def test_quarantine_list_release_delete_purge(cli: Run, tmp_path: Path) -> None:
     with factory.begin() as s:
         ids = [
             quarantine.add_item(s, "taro@example.jp", f"Subject: n{i}\r\n\r\nx".encode(),
-                                sender=f"s{i}@example.org", subject=f"件名{i}", reason="reject_sender:example.org",
+                                sender=f"s{i}@example.org", subject=f"件名{i}", rule="reject_sender", entry="example.org",
                                 queue_id=None, now=now - dt.timedelta(days=age), retention_days=7)
             for i, age in enumerate((0, 0, 8))
         ]

@@ -173,7 +173,7 @@ def quarantine_item(rt: Runtime, mailbox: str, subject: str, when: dt.datetime) 
     raw = f"From: spammer@example.org\r\nTo: {mailbox}\r\nSubject: {subject}\r\n\r\nbuy\r\n".encode()
     with rt.store.session_factory.begin() as s:
         return quarantine.add_item(s, mailbox, raw, sender="spammer@example.org", subject=subject,
-                                   reason="spam", queue_id=None, now=when, retention_days=7)
+                                   rule="spam", entry="", queue_id=None, now=when, retention_days=7)
 
 
 # ---------------------------------------------------------------- delivery

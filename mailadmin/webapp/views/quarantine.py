@@ -53,8 +53,9 @@ MAX_SELECTED = 2 * PAGE_SIZE
 MAX_QUERY_CHARS = 320
 
 
-def reason_text(page: Page, reason: str) -> str:
-    rule, _, detail = reason.partition(":")
+def reason_text(page: Page, info: QuarantineInfo) -> str:
+    """The rule that held the item, in the page's language, and what matched."""
+    rule, detail = info.rule, info.entry
     if rule in REASON_RULES:
         label = page.t(f"quarantine_reason.{rule}")
         if rule == "header_conditions" and detail:
@@ -63,7 +64,7 @@ def reason_text(page: Page, reason: str) -> str:
             detail = page.t("quarantine.spam_score", score=detail)
         return f"{label}（{detail}）" if page.lang == "ja" and detail else (
             f"{label} ({detail})" if detail else label)
-    return reason
+    return info.reason
 
 
 def days_left(now: dt.datetime, expires_at: dt.datetime) -> int:
@@ -120,7 +121,7 @@ async def render_list(page: Page, form: Form | None, problems: Sequence[str]) ->
     query, number = _search_args(page.request)
     found = await _search(page, query, number)
     rows = [ListRow(i, local_time(page, i.received_at), i.sender, decode_header_value(i.subject),
-                    reason_text(page, i.reason), days_left(now, i.expires_at))
+                    reason_text(page, i), days_left(now, i.expires_at))
             for i in found.items]
     pager = Pager(query, found.offset // PAGE_SIZE + 1, max(1, math.ceil(found.total / PAGE_SIZE)),
                   found.offset + 1 if rows else 0, found.offset + len(rows), found.total)
@@ -253,7 +254,7 @@ async def show_item(request: web.Request) -> web.StreamResponse:
     now = page.state.clock()
     return page.render("quarantine/item.html", info=info, message=safe_view(raw),
                        received=local_time(page, info.received_at),
-                       reason=reason_text(page, info.reason),
+                       reason=reason_text(page, info),
                        days_left=days_left(now, info.expires_at))
 
 
@@ -369,13 +370,13 @@ async def link_confirm(request: web.Request) -> web.StreamResponse:
     state, info = await page.state.db_dry(lambda s: _check_link(s, page, target))
     if info is None:
         return _link_refused(page, state)
-    if target.action == "release" and quarantine.is_infected(info.reason):
+    if target.action == "release" and quarantine.is_infected(info.rule):
         return page.render("quarantine/link_refused.html", status=403,
                            message=page.t("problem.quarantine_infected"))
     new_pre_csrf(page)
     response = page.render("quarantine/link_confirm.html", action=target.action,
                            rows=describe_items(page, [info]), mailbox_address=info.mailbox,
-                           reason=reason_text(page, info.reason))
+                           reason=reason_text(page, info))
     # A scanner or a proxy must not keep the page: it holds the item's details.
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response

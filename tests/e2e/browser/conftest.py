@@ -114,7 +114,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
             passwords[address] = mailboxes.add_mailbox(session, address, policy)
             items[address] = quarantine.add_item(
                 session, address, QUARANTINED, sender="news@shop.spam.example",
-                subject="【未承諾広告】今だけ <b>半額</b>", reason="spam:9.5/5.0", queue_id=None,
+                subject="【未承諾広告】今だけ <b>半額</b>", rule="spam", entry="9.5/5.0", queue_id=None,
                 now=utcnow(), retention_days=7)
     config = make_config(url)
     runtime = Runtime(config=lambda: config, store=Store(url, factory), engine=None)  # type: ignore[arg-type]

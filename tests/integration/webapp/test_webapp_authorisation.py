@@ -50,7 +50,7 @@ def seed(web: Web) -> Seeded:
             rules.add_forward(s, address, f"fwd-{address.split('@')[0]}@example.org", True, LimitsPolicy())
             items[address] = quarantine.add_item(
                 s, address, b"From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n", sender="a@b.example",
-                subject=subject(address), reason="reject_sender:b.example", queue_id="Q",
+                subject=subject(address), rule="reject_sender", entry="b.example", queue_id="Q",
                 now=web.clock.now, retention_days=7)
     return Seeded(items)
 

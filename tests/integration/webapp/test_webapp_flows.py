@@ -380,7 +380,7 @@ HOSTILE = (
 def quarantine_item(web: Web, address: str = TARO, subject: str = "<img src=x onerror=alert(1)> win") -> int:
     with web.session() as s, s.begin():
         return quarantine.add_item(s, address, HOSTILE, sender="evil@spam.example", subject=subject,
-                                   reason="reject_sender:spam.example", queue_id="Q1",
+                                   rule="reject_sender", entry="spam.example", queue_id="Q1",
                                    now=web.clock.now, retention_days=7)
 
 

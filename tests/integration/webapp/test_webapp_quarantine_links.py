@@ -23,12 +23,12 @@ CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 
 def add_item(web: Web, address: str = TARO, subject: str = "Cheap pills",
-             reason: str = "reject_sender:spam.example") -> quarantine.QuarantineInfo:
+             rule: str = "reject_sender", entry: str = "spam.example") -> quarantine.QuarantineInfo:
     raw = (f"From: a@spam.example\r\nTo: {address}\r\nDate: {email.utils.formatdate()}\r\n"
            f"Subject: {subject}\r\n\r\nbuy\r\n").encode()
     with web.session() as s, s.begin():
         item_id = quarantine.add_item(s, address, raw, sender="a@spam.example", subject=subject,
-                                      reason=reason, queue_id=None, now=web.clock.now, retention_days=7)
+                                      rule=rule, entry=entry, queue_id=None, now=web.clock.now, retention_days=7)
         return quarantine.get_item(s, item_id)
 
 
@@ -134,7 +134,7 @@ async def test_the_button_needs_the_pages_token(web: Web, config: Config) -> Non
 
 @pytest.mark.parametrize("lang, text", [("en", "Mail the virus scan found infected can never be released.")])
 async def test_infected_mail_is_never_released_by_link(web: Web, config: Config, lang: str, text: str) -> None:
-    info = add_item(web, reason="infected:Eicar-Test-Signature")
+    info = add_item(web, rule="infected", entry="Eicar-Test-Signature")
     web.client.session.cookie_jar.update_cookies({"lang": lang}, response_url=web.client.make_url("/"))
     status, page = await web.get(link(config, "release", info))
     assert status == 403 and text in page

@@ -36,7 +36,7 @@ def fill(web: Web, count: int, address: str = TARO) -> list[int]:
                 sender, subject = f"bulk{n}@news.example", f"Newsletter {n}"
             ids.append(quarantine.add_item(
                 s, address, raw_message(subject), sender=sender, subject=subject,
-                reason="reject_sender:example", queue_id=None,
+                rule="reject_sender", entry="example", queue_id=None,
                 now=web.clock.now - dt.timedelta(minutes=count - n), retention_days=7))
     return ids
 
@@ -131,7 +131,7 @@ async def test_nothing_ticked_is_named(taro: Web) -> None:
 async def test_infected_mail_is_never_released(taro: Web) -> None:
     with taro.session() as s, s.begin():
         item = quarantine.add_item(s, TARO, raw_message("x"), sender="v@spam.example", subject="x",
-                                   reason="infected:Eicar-Test-Signature", queue_id=None,
+                                   rule="infected", entry="Eicar-Test-Signature", queue_id=None,
                                    now=taro.clock.now, retention_days=7)
     await taro.get("/quarantine")
     status, page = await taro.post("/quarantine/release/confirm", {"id": str(item)})

@@ -14,7 +14,8 @@ import pytest
 
 from mailadmin.adapters import milter_codec as mc
 from mailadmin.adapters.milter import MilterSession, choose_kept, header_actions, strip_address
-from mailadmin.engine.decide import ContentGroup, Decision, Engine, SmtpReply
+from mailadmin.engine.decide import ContentGroup, Decision, Engine
+from mailadmin.engine.replies import SmtpReply
 from mailadmin.engine.effects import AddHeader, TagSpam
 from mailadmin.mailtext.rewrite import header_fields, render_copy, tag_spam
 from mailadmin.message import Envelope, Message

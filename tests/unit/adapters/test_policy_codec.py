@@ -19,7 +19,7 @@ from mailadmin.adapters.postfix_policy import (
     format_reply,
     parse_request,
 )
-from mailadmin.engine.decide import SmtpReply
+from mailadmin.engine.replies import Reject, SmtpReply
 from mailadmin.message import Envelope
 from mailadmin.errors import ProtocolViolation, ServiceUnavailable
 
@@ -165,7 +165,7 @@ class ScriptedRuntime:
         return await self.engine.check_submission(envelope)
 
 
-REFUSAL = SmtpReply(554, "5.7.1", "Sending from outside the home country is restricted for this mailbox.")
+REFUSAL = Reject(554, "5.7.1", "Sending from outside the home country is restricted for this mailbox.")
 
 
 def connection(engine: ScriptedEngine) -> PolicyConnection:

@@ -125,7 +125,7 @@ async def test_header_from_is_matched_as_well_as_envelope_sender() -> None:
     msg = Message(make_message(sender="Promo <promo@spam.example>"))
     o = (await engine.decide(env(box.address, mail_from="bounce@mailer.example"), msg)).outcome(box.address)
     assert o.disposition is Disposition.QUARANTINE
-    assert StoreQuarantine("reject_sender:@spam.example", 7) in o.effects
+    assert StoreQuarantine("reject_sender", "@spam.example", 7) in o.effects
 
 
 async def test_spam_with_quarantine_on_is_quarantined_not_tagged() -> None:
@@ -220,7 +220,7 @@ async def test_no_forward_or_reply_for_spam_quarantine_or_infected() -> None:
     assert t.disposition is Disposition.DELIVER_TAGGED
     assert not any(isinstance(e, AutoReplyTo) for e in t.effects)
     assert any(isinstance(e, ForwardTo) for e in t.effects)  # tagged spam reaches the inbox
-    assert q.effects == (StoreQuarantine("reject_sender:example.org", 7),)
+    assert q.effects == (StoreQuarantine("reject_sender", "example.org", 7),)
 
 
 def test_effects_table_never_forwards_or_replies_to_unwanted_mail() -> None:

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailadmin.errors import ServiceUnavailable
 from mailadmin.store import db
-from mailadmin.store import mailboxes
-from tests.fixtures.databases import start_postgres, stop_postgres
+from mailadmin.config.model import Policy
+from mailadmin.store import mailboxes, quarantine
+from tests.fixtures.databases import Backend, start_postgres, stop_postgres
 from tests.fixtures.scanners import free_tcp_port
-from mailadmin.store.models import Base, Domain, ForwardDestination, Mailbox, OutboxMessage
+from mailadmin.store.models import Base, Domain, ForwardDestination, Mailbox, OutboxMessage, QuarantineItem
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
 # Revision files are numbered NNNN_what.py: the highest number is the head.
@@ -269,3 +270,46 @@ def test_a_postgresql_restart_costs_no_operation_and_an_outage_is_unavailable() 
         engine.dispose()
     finally:
         stop_postgres(cluster)
+
+
+def test_quarantine_reason_becomes_rule_and_entry_and_back(backend: Backend, tmp_path: Path) -> None:
+    """Migration 0007: an item's reason splits at its first ``:`` into rule and
+    entry (the entry may hold colons itself); downgrading joins them again."""
+    url = backend.new_url(tmp_path, "quarantine_0007")
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        with db.make_session_factory(engine).begin() as session:
+            mailboxes.add_domain(session, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
+            mailboxes.add_mailbox(session, "taro@example.jp", Policy())
+            quarantine.add_item(session, "taro@example.jp", b"Subject: a\r\n\r\nx\r\n", sender="a@example.org",
+                                subject="a", rule="spam", entry="9.5/5.0", queue_id=None, now=NOW,
+                                retention_days=7)
+    finally:
+        engine.dispose()
+    db.downgrade(url, "0006")
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT reason FROM quarantine_item")).scalars().all() == ["spam:9.5/5.0"]
+            # Rows as earlier releases wrote them: an entry with a colon, a bare rule.
+            for reason in ("header_conditions:x-mailer:bulk", "virus_scan"):
+                conn.execute(text(
+                    "INSERT INTO quarantine_item (mailbox_id, received_at, expires_at, sender, subject, reason,"
+                    " message) SELECT id, :now, :now, 'b@example.org', 'b', :reason, :raw FROM mailbox"),
+                    {"now": NOW, "reason": reason, "raw": b"Subject: b\r\n\r\ny\r\n"})
+    finally:
+        engine.dispose()
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            items = session.execute(
+                select(QuarantineItem.rule, QuarantineItem.entry).order_by(QuarantineItem.id)).all()
+            infected = [i.id for i in quarantine.list_items(session, "taro@example.jp")
+                        if quarantine.is_infected(i.rule)]
+    finally:
+        engine.dispose()
+    assert [tuple(i) for i in items] == [("spam", "9.5/5.0"), ("header_conditions", "x-mailer:bulk"),
+                                        ("virus_scan", "")]
+    assert len(infected) == 1  # the old scan name still marks it infected: never released

@@ -262,7 +262,7 @@ def test_delete_removes_everything_and_retires_the_address(factory: sessionmaker
             enabled=True, subject="不在", body="休暇中",
             per_sender=(SenderReply("example.org", "Away", "Back soon"),)), limits)
         quarantine.add_item(session, MAILBOX, b"x", sender="a@example.com", subject="s",
-                            reason="reject_sender:example.com", queue_id="Q1", now=NOW, retention_days=7)
+                            rule="reject_sender", entry="example.com", queue_id="Q1", now=NOW, retention_days=7)
         claims.claim_auto_reply(session, MAILBOX, "a@example.org", NOW, dt.timedelta(hours=24))
     with factory.begin() as session:
         mailboxes.delete_mailbox(session, "Taro@Example.JP")

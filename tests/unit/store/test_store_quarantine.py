@@ -20,7 +20,7 @@ OTHER = "hanako@example.jp"
 def add(session: Session, mailbox: str = MAILBOX, *, sender: str = "spam@example.com",
         minutes: int = 0, retention_days: int = 7, message: bytes = b"Subject: buy\r\n\r\nnow\r\n") -> int:
     return quarantine.add_item(
-        session, mailbox, message, sender=sender, subject="buy", reason="reject_sender:example.com",
+        session, mailbox, message, sender=sender, subject="buy", rule="reject_sender", entry="example.com",
         queue_id="4AbCdEf", now=NOW + dt.timedelta(minutes=minutes), retention_days=retention_days,
     )
 
