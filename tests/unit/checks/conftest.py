@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from mailadmin import metrics
 from mailadmin.checks.context import RecipientContext, SpamScanResult, VirusScanResult
 from mailadmin.checks.overseas import CountryOf, OutboundContext
 from mailadmin.config.model import Policy, SiteFilters
@@ -131,3 +132,10 @@ def outbound_context(
         country_of=geoip or FakeGeoIP({}),
         page_url=PAGE_URL,
     )
+
+
+def failures(service: str, mode: str) -> float:
+    """``mailadmin_scanner_failures_total`` for one scanner and fail mode so far."""
+    counted = metrics.REGISTRY.get_sample_value("mailadmin_scanner_failures_total",
+                                                {"service": service, "fail_mode": mode})
+    return counted or 0.0

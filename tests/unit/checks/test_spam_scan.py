@@ -12,21 +12,14 @@ from typing import Any
 
 import pytest
 
-from mailadmin import metrics
 from mailadmin.checks import spam_scan
 from mailadmin.checks.context import SpamScanResult
 from mailadmin.verdicts import CheckResult, NotScanned, Pass, ScanFailed, Spam
 
-from .conftest import FakeScans, context, policy, rules
+from .conftest import FakeScans, failures, context, policy, rules
 
 DOWN = "spamd unavailable: timed out"
 GTUBE = ("GTUBE",)
-
-
-def failures(mode: str) -> float:
-    counted = metrics.REGISTRY.get_sample_value("mailadmin_scanner_failures_total",
-                                                {"service": "spamd", "fail_mode": mode})
-    return counted or 0.0
 
 
 @pytest.mark.parametrize(
@@ -66,9 +59,9 @@ async def test_spam_scan(mailbox: dict[str, Any], answer: SpamScanResult, spam_p
     scans = FakeScans(spam=answer)
     ctx = context(rules=rules(**mailbox), scans=scans, policy=policy(**spam_policy))
     mode = ctx.policy.scanner_failure.spam
-    before = failures(mode)
+    before = failures("spamd", mode)
     assert await spam_scan.check(ctx) == expected
     # spamd is asked only for a mailbox that scans, and a failure is counted under its fail mode
     assert scans.spam_calls == (0 if expected == Pass("off") else 1)
     assert scans.virus_calls == 0
-    assert failures(mode) - before == (1 if isinstance(expected, ScanFailed | NotScanned) else 0)
+    assert failures("spamd", mode) - before == (1 if isinstance(expected, ScanFailed | NotScanned) else 0)

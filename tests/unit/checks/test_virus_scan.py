@@ -12,21 +12,14 @@ from typing import Any
 
 import pytest
 
-from mailadmin import metrics
 from mailadmin.checks import virus_scan
 from mailadmin.checks.context import VirusScanResult
 from mailadmin.verdicts import CheckResult, Infected, NotScanned, Pass, ScanFailed
 
-from .conftest import FakeScans, context, policy, rules
+from .conftest import FakeScans, failures, context, policy, rules
 
 DOWN = "clamd unavailable: connection refused"
 TIMED_OUT = "clamd unavailable: timed out"
-
-
-def failures(mode: str) -> float:
-    counted = metrics.REGISTRY.get_sample_value("mailadmin_scanner_failures_total",
-                                                {"service": "clamd", "fail_mode": mode})
-    return counted or 0.0
 
 
 @pytest.mark.parametrize(
@@ -62,9 +55,9 @@ async def test_virus_scan(mailbox: dict[str, Any], answer: VirusScanResult, fail
                           expected: CheckResult) -> None:
     scans = FakeScans(virus=answer)
     ctx = context(rules=rules(**mailbox), scans=scans, policy=policy(scanner_failure={"virus": fail_mode}))
-    before = failures(fail_mode)
+    before = failures("clamd", fail_mode)
     assert await virus_scan.check(ctx) == expected
     # clamd is asked only for a mailbox that scans, and a failure is counted under its fail mode
     assert scans.virus_calls == (0 if expected == Pass("off") else 1)
     assert scans.spam_calls == 0
-    assert failures(fail_mode) - before == (1 if isinstance(expected, ScanFailed | NotScanned) else 0)
+    assert failures("clamd", fail_mode) - before == (1 if isinstance(expected, ScanFailed | NotScanned) else 0)
