@@ -10,9 +10,9 @@ from tests.fixtures.scanners import Attachment, eicar_text, gtube_text, make_mes
 _serial = itertools.count(1)
 
 
-def sender(name: str = "alice") -> str:
+def sender(name: str = "alice", domain: str = "sender.example") -> str:
     """A sender address no other test uses (auto-reply claims are per sender)."""
-    return f"{name}{next(_serial)}@sender.example"
+    return f"{name}{next(_serial)}@{domain}"
 
 
 def outside(name: str = "dest") -> str:

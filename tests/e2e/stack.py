@@ -4,7 +4,9 @@ Everything binds loopback ports picked free at run time (COMPONENTS.md §3):
 
 - **Postfix** (``postfix -c DIR start``, never the system instance), built
   from the shipped snippets in conf/postfix/ with addresses substituted, so a
-  broken snippet fails here.  Its smtpd listeners:
+  broken snippet fails here; the instance itself (directories, start/stop,
+  queue, log) is bench/harness/postfix_instance.py's, the benchmark's builder
+  too.  Its smtpd listeners:
 
   ============  =========================================================
   ``main``      milter (unix socket) + policy delegation: the milter path
@@ -42,7 +44,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ from aiosmtpd.smtp import SMTP, Envelope as SinkEnvelope, Session as SinkSession
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.harness.postfix_instance import SERVICES, PostfixInstance, port_open
 from mailadmin.config import load_all
 from mailadmin.config.model import Policy
 from mailadmin.store import db, mailboxes, rules_document
@@ -90,14 +93,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def tail(path: Path, lines: int = 60) -> str:
@@ -187,33 +182,23 @@ class Sink:
 # ------------------------------------------------------------------ Postfix
 
 
-QUEUE_BUSY_DIRS = ("maildrop", "incoming", "active")
+class Postfix(PostfixInstance):
+    """The e2e instance (bench/harness/postfix_instance.py builds and runs it):
+    the listeners of the module docstring, the shipped snippets, every domain
+    relayed to the sink."""
 
-
-@dataclass
-class Postfix:
-    base: Path
-    sink_port: int
-    milter_socket: Path
-    policy_port: int
-    filter_port: int
-    sasl_port: int
-    # mailadmin's SRS bounce listener: mail to SRS_DOMAIN goes there (conf/postfix/main.cf.srs).
-    srs_port: int = 0
-    ports: dict[str, int] = field(default_factory=dict)
-    relay_enabled: bool = True
-
-    @property
-    def etc(self) -> Path:
-        return self.base / "etc"
-
-    @property
-    def queue(self) -> Path:
-        return self.base / "queue"
-
-    @property
-    def maillog(self) -> Path:
-        return self.base / "maillog"
+    def __init__(self, base: Path, *, sink_port: int, milter_socket: Path, policy_port: int,
+                 filter_port: int, sasl_port: int, srs_port: int = 0) -> None:
+        super().__init__(base)
+        self.sink_port = sink_port
+        self.milter_socket = milter_socket
+        self.policy_port = policy_port
+        self.filter_port = filter_port
+        self.sasl_port = sasl_port
+        # mailadmin's SRS bounce listener: mail to SRS_DOMAIN goes there (conf/postfix/main.cf.srs).
+        self.srs_port = srs_port
+        self.ports: dict[str, int] = {}
+        self.relay_enabled = True
 
     def _snippet(self, name: str) -> str:
         text = (POSTFIX_SNIPPETS / name).read_text()
@@ -229,7 +214,7 @@ class Postfix:
         return f"""\
 compatibility_level = 3.6
 queue_directory = {self.queue}
-data_directory = {b / 'data'}
+data_directory = {self.data}
 mail_owner = postfix
 setgid_group = postdrop
 myhostname = mx.e2e.test
@@ -289,102 +274,33 @@ smtpd_banner = $myhostname ESMTP e2e
   -o smtpd_sasl_path=inet:127.0.0.1:{self.sasl_port}
   -o smtpd_sasl_security_options=noanonymous
   -o smtpd_tls_security_level=none
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-""" + self._snippet("master.cf.filter")
+""" + SERVICES + self._snippet("master.cf.filter")
         if self.relay_enabled:
             text += self._snippet("master.cf.relay")
         return text
 
-    def _postfix(self, *args: str) -> None:
-        run = subprocess.run(["postfix", "-c", str(self.etc), *args], capture_output=True, text=True,
-                             timeout=60, check=False)
-        if run.returncode != 0:
-            raise AssertionError(f"postfix {' '.join(args)} failed: {run.stdout}{run.stderr}"
-                                 f"\n{tail(self.maillog)}")
-
-    def start(self) -> None:
+    def start(self, listeners: Mapping[str, int] | None = None,
+              timeout: float = DEFAULT_TIMEOUT_SECONDS) -> int | None:
+        """Pick the listeners' ports, write the configuration and start; wait for
+        every listener but submission (without Dovecot up its smtpd dies, and
+        master then holds the service back for a minute)."""
         for name in ("main", "policy", "filter", "upstream", "relay", "submission"):
             self.ports[name] = free_port()
-        (self.etc).mkdir(parents=True)
-        self.queue.mkdir()
-        (self.base / "data").mkdir()
-        os.chown(self.base / "data", *_postfix_ids())
-        self.etc.joinpath("main.cf").write_text(self._main_cf())
-        self.etc.joinpath("master.cf").write_text(self._master_cf())
-        self._postfix("check")
-        self._postfix("start")
-        # Not the submission port: without Dovecot up its smtpd dies, and
-        # master then holds the service back for a minute.
-        for name, port in self.ports.items():
-            if name == "submission":
-                continue
-            wait_for(lambda: port_open(port), f"Postfix {name} smtpd on port {port}",
-                     details=lambda: tail(self.maillog))
-
-    def stop(self) -> None:
-        subprocess.run(["postfix", "-c", str(self.etc), "stop"], capture_output=True, timeout=60,
-                       check=False)
+        self.create()
+        self.write_config(self._main_cf(), self._master_cf())
+        if listeners is None:
+            listeners = {name: port for name, port in self.ports.items() if name != "submission"}
+        return super().start(listeners, timeout)
 
     def set_relay(self, enabled: bool) -> None:
         """Take the relay listener out of master.cf (or back) and reload Postfix."""
         self.relay_enabled = enabled
-        self.etc.joinpath("master.cf").write_text(self._master_cf())
-        self._postfix("reload")
+        self.write_config(master_cf=self._master_cf())
+        self.reload()
         port = self.ports["relay"]
         wait_for(lambda: port_open(port) == enabled,
                  f"the relay on port {port} to be {'up' if enabled else 'down'}")
-
-    def flush(self) -> None:
-        subprocess.run(["postqueue", "-c", str(self.etc), "-f"], capture_output=True, timeout=60,
-                       check=True)
-
-    def _count(self, dirs: Iterable[str]) -> int:
-        return sum(len(files) for d in dirs for _root, _dirs, files in os.walk(self.queue / d))
-
-    def busy(self) -> int:
-        """Messages Postfix is still working on (deferred ones excluded)."""
-        return self._count(QUEUE_BUSY_DIRS)
-
-    def deferred(self) -> int:
-        return self._count(("deferred",))
-
-    def log_since(self, offset: int) -> str:
-        with open(self.maillog, "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-
-    def log_size(self) -> int:
-        try:
-            return self.maillog.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-
-def _postfix_ids() -> tuple[int, int]:
-    import pwd
-
-    entry = pwd.getpwnam("postfix")
-    return entry.pw_uid, entry.pw_gid
 
 
 # ------------------------------------------------------------------ mailadmin

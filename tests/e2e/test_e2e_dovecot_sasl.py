@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness.postfix_instance import port_open
 from tests.e2e import mail
-from tests.e2e.stack import REPO_ROOT, Stack, port_open, tail, wait_for
+from tests.e2e.stack import REPO_ROOT, Stack, tail, wait_for
 
 PASSWORD = "Tokyo2024-ok"
 

@@ -1,6 +1,7 @@
-"""Failures through a real Postfix (SPEC §7, §10, §11): scanners and the relay
-down, the daemon killed mid-transaction, stopped, reconfigured while running.
-Nothing may be lost, delivered twice, or bounced."""
+"""Failures through a real Postfix (SPEC §7, §10, §11): the relay down, a
+scanner that never answers, the daemon killed mid-transaction, stopped,
+reconfigured while running.  Nothing may be lost, delivered twice, or bounced.
+clamd down is a row of the adapter contract (test_e2e_adapter_contract.py)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e import mail
 from tests.e2e.stack import HangingScanner, HeldScanner, Stack, send, wait_for
-
-
-def test_clamd_down_tempfails_then_the_queued_message_is_delivered(mailstack: Stack) -> None:
-    rcpt = mailstack.store.mailbox("cd", virus_scan=True)
-    frm = mail.sender()
-    mailstack.clamd.stop()
-
-    direct = send(mailstack.main_port, frm, [rcpt], mail.clean(rcpt, frm, subject="direct"))
-    assert (direct.stage, direct.code) == ("data", 451), direct
-
-    # Through a queue (the upstream listener plays the remote MTA): deferred, kept.
-    offset = mailstack.postfix.log_size()
-    assert send(mailstack.postfix.ports["upstream"], frm, [rcpt],
-                mail.clean(rcpt, frm, subject="queued")).accepted
-    wait_for(lambda: mailstack.postfix.deferred() >= 1, "the message to be deferred",
-             details=mailstack.diagnostics)
-    assert "451 4.7.1" in mailstack.postfix.log_since(offset)
-    assert mailstack.sink.to(rcpt) == []
-
-    mailstack.clamd.start()
-    mailstack.postfix.flush()
-    [delivered] = mailstack.sink.wait_to(rcpt, details=mailstack.diagnostics)
-    assert delivered.subject == "queued"
-    wait_for(lambda: mailstack.postfix.deferred() == 0, "the deferred queue to empty")
-    mailstack.settle()
-    assert len(mailstack.sink.to(rcpt)) == 1
-    assert mailstack.sink.bounces() == []
 
 
 def test_relay_down_keeps_the_auto_reply_until_it_returns(mailstack: Stack) -> None:
