@@ -713,8 +713,10 @@ def start_stack(base: Path, spamd: SpamdInstance, mmdb_path: Path, *, database_u
         stack.started.append("sink")
         clamd.start()
         stack.started.append("clamd")
-        postfix.start()
+        # Recorded first: a Postfix whose listener never comes up is stopped too
+        # (its stop does nothing unless `postfix start` ran).
         stack.started.append("postfix")
+        postfix.start()
         environ["MAILADMIN_RELAY_PORT"] = str(postfix.ports["relay"])
         config = load_all(REPO_ROOT / "conf" / "mailadmin.toml", {**os.environ, **environ})
         stack.store = StoreAccess(database_url, config.policies.default)
