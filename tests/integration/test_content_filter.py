@@ -20,17 +20,17 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from mailadmin import jobs, paths
+from mailadmin import jobs
 from mailadmin.adapters.content_filter import parse_xforward, start_content_filter, xtext_decode
-from mailadmin.config import load_all
+from mailadmin.config.model import ScannerConf, WebConf
 from mailadmin.listeners import bound_address
 from mailadmin.store import db, filtered, mailboxes, quarantine, rules
 from mailadmin.store.models import OutboxMessage
 from mailadmin.wiring import Runtime, make_runtime
+from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
 from tests.fixtures.scanners import make_message
 
-SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 
 TAGGED = "tagged@example.jp"          # spam scan ON, quarantine OFF
@@ -97,17 +97,9 @@ async def sink() -> AsyncIterator[RelaySink]:
 
 def build_runtime(database_url: str, relay_port: int, clamd: str, spamd: str, mmdb: Path,
                   *, schema: bool = True) -> Runtime:
-    config = load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": database_url,
-        "MAILADMIN_RELAY_PORT": str(relay_port),
-        "MAILADMIN_RELAY_TIMEOUT_SECONDS": "5",
-        "MAILADMIN_CLAMD_ADDRESS": clamd,
-        "MAILADMIN_CLAMD_TIMEOUT_SECONDS": "5",
-        "MAILADMIN_SPAMD_ADDRESS": spamd,
-        "MAILADMIN_SPAMD_TIMEOUT_SECONDS": "10",
-        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
-        "MAILADMIN_WEB_BASE_URL": "https://mail.example.jp/admin/",
-    })
+    config = make_config(database_url=database_url, relay_port=relay_port,
+                         clamd=ScannerConf(clamd, 5.0, 25_000_000), spamd=ScannerConf(spamd, 10.0, 500_000),
+                         geoip_path=mmdb, web=WebConf(base_url="https://mail.example.jp/admin/"))
     if schema:
         db.upgrade(config.conf.database.url)
     runtime = make_runtime(lambda: config, clock=lambda: NOW)

@@ -29,7 +29,7 @@ from mailadmin.wiring import Runtime, Store
 from tests.fixtures.databases import Backend
 
 from tests.fixtures.scanners import make_message
-from tests.unit.engine.conftest import make_config
+from tests.fixtures.config import make_config
 
 MILTERTEST = "/usr/bin/miltertest"
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from mailadmin import jobs, paths
-from mailadmin.config import load_all
-from mailadmin.config.model import Config
+from mailadmin import jobs
+from mailadmin.config.model import WebConf
 from mailadmin.store import db, mailboxes, outbox, quarantine, rules
 from mailadmin.wiring import Runtime, make_runtime
+from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
 
 T0 = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
-SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
+PAGE = "https://mail.example.jp/admin/"
 BOX = "taro@example.jp"
 QUIET = "hanako@example.jp"  # quarantine notices OFF
 
@@ -116,16 +116,6 @@ class Clock:
         return self.now
 
 
-def make_config(database_url: str, relay_port: int, mmdb: Path) -> Config:
-    return load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": database_url,
-        "MAILADMIN_RELAY_PORT": str(relay_port),
-        "MAILADMIN_RELAY_TIMEOUT_SECONDS": "5",
-        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
-        "MAILADMIN_WEB_BASE_URL": "https://mail.example.jp/admin/",
-    })
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock(T0)
@@ -133,7 +123,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def runtime(tmp_path: Path, backend: Backend, sink: RelaySink, test_mmdb_path: Path, clock: Clock) -> Runtime:
-    config = make_config(backend.new_url(tmp_path, "mail"), sink.port, test_mmdb_path)
+    config = make_config(database_url=backend.new_url(tmp_path, "mail"), relay_port=sink.port,
+                         geoip_path=test_mmdb_path, web=WebConf(base_url=PAGE))
     db.upgrade(config.conf.database.url)
     rt = make_runtime(lambda: config, clock=clock)
     policy = config.policies.default

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin import paths
 from mailadmin.adapters.postfix_policy import start_postfix_policy
-from mailadmin.config import load_all
+from mailadmin.config.model import WebConf
 from mailadmin.listeners import bound_address
 from mailadmin.store import db, mailboxes, rules
 from mailadmin.wiring import Runtime, make_runtime
+from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
 
-SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 BOX = "taro@example.jp"
 UNLOCKED = "hanako@example.jp"
@@ -35,11 +34,7 @@ def database_url(backend: Backend, tmp_path: Path) -> str:
 
 
 def build_runtime(database_url: str, mmdb: Path, *, schema: bool = True) -> Runtime:
-    config = load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": database_url,
-        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
-        "MAILADMIN_WEB_BASE_URL": PAGE,
-    })
+    config = make_config(database_url=database_url, geoip_path=mmdb, web=WebConf(base_url=PAGE))
     if schema:
         db.upgrade(config.conf.database.url)
     runtime = make_runtime(lambda: config, clock=lambda: NOW)
