@@ -19,16 +19,18 @@ from typing import Any
 import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP
+from sqlalchemy.orm import Session
 
 from mailadmin import jobs
 from mailadmin.adapters.content_filter import parse_xforward, start_content_filter, xtext_decode
-from mailadmin.config.model import ScannerConf, WebConf
+from mailadmin.config.model import Policy, ScannerConf, WebConf
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, filtered, mailboxes, quarantine, rules
+from mailadmin.store import db, filtered, quarantine, rules
 from mailadmin.store.models import OutboxMessage
-from mailadmin.wiring import Runtime, make_runtime
+from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.runtime import build_runtime
 from tests.fixtures.scanners import make_message
 
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
@@ -95,34 +97,31 @@ async def sink() -> AsyncIterator[RelaySink]:
 # ---------------------------------------------------------------- store, runtime, filter
 
 
-def build_runtime(database_url: str, relay_port: int, clamd: str, spamd: str, mmdb: Path,
-                  *, schema: bool = True) -> Runtime:
+def seed(s: Session, policy: Policy) -> None:
+    rules.set_spam_settings(s, TAGGED, scan=True, quarantine=False, notice=False)
+    rules.set_spam_settings(s, QUARANTINED, scan=True, quarantine=True, notice=False)
+    rules.set_spam_settings(s, FORWARDER, scan=False, quarantine=False, notice=False)
+    rules.add_forward(s, FORWARDER, FORWARD_TO, False, policy.limits)
+    rules.set_spam_settings(s, ALLOWING, scan=True, quarantine=True, notice=False)
+    rules.add_entries(s, ALLOWING, "allow_list", ["example.org"], policy.limits)
+
+
+def filter_runtime(database_url: str, relay_port: int, clamd: str, spamd: str, mmdb: Path,
+                   *, schema: bool = True) -> Runtime:
     config = make_config(database_url=database_url, relay_port=relay_port,
                          clamd=ScannerConf(clamd, 5.0, 25_000_000), spamd=ScannerConf(spamd, 10.0, 500_000),
                          geoip_path=mmdb, web=WebConf(base_url="https://mail.example.jp/admin/"))
-    if schema:
-        db.upgrade(config.conf.database.url)
-    runtime = make_runtime(lambda: config, clock=lambda: NOW)
     if not schema:
-        return runtime
-    policy = config.policies.default
-    with runtime.store.session_factory.begin() as s:
-        mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        for box in (TAGGED, QUARANTINED, FORWARDER, ALLOWING):
-            mailboxes.add_mailbox(s, box, policy)
-        rules.set_spam_settings(s, TAGGED, scan=True, quarantine=False, notice=False)
-        rules.set_spam_settings(s, QUARANTINED, scan=True, quarantine=True, notice=False)
-        rules.set_spam_settings(s, FORWARDER, scan=False, quarantine=False, notice=False)
-        rules.add_forward(s, FORWARDER, FORWARD_TO, False, policy.limits)
-        rules.set_spam_settings(s, ALLOWING, scan=True, quarantine=True, notice=False)
-        rules.add_entries(s, ALLOWING, "allow_list", ["example.org"], policy.limits)
-    return runtime
+        return build_runtime(config, clock=lambda: NOW)
+    db.upgrade(config.conf.database.url)
+    return build_runtime(config, clock=lambda: NOW, mailboxes=(TAGGED, QUARANTINED, FORWARDER, ALLOWING),
+                         seed=seed)
 
 
 @pytest.fixture
 def runtime(database_url: str, tmp_path: Path, sink: RelaySink, clamd_instance: Any, spamd_instance: Any,
             test_mmdb_path: Path) -> Runtime:
-    return build_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+    return filter_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
                          test_mmdb_path)
 
 
@@ -308,7 +307,7 @@ async def test_clamd_down_is_451_and_nothing_is_stored(database_url: str,
         tmp_path: Path, sink: RelaySink, spamd_instance: Any, test_mmdb_path: Path,
         fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
     async with fake_scanner("refuse") as dead_clamd:
-        runtime = build_runtime(database_url, sink.port, dead_clamd, spamd_instance.tcp_address, test_mmdb_path)
+        runtime = filter_runtime(database_url, sink.port, dead_clamd, spamd_instance.tcp_address, test_mmdb_path)
         server = await start_content_filter("inet:127.0.0.1:0", runtime)
         try:
             host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)
@@ -324,8 +323,8 @@ async def test_clamd_down_is_451_and_nothing_is_stored(database_url: str,
 async def test_store_down_is_451_never_5xx(database_url: str, tmp_path: Path, sink: RelaySink, clamd_instance: Any,
                                            spamd_instance: Any, test_mmdb_path: Path) -> None:
     # A database without the schema: every read fails as the store being unavailable.
-    runtime = build_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
-                            test_mmdb_path, schema=False)
+    runtime = filter_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+                             test_mmdb_path, schema=False)
     server = await start_content_filter("inet:127.0.0.1:0", runtime)
     try:
         host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)

@@ -20,13 +20,15 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP
+from sqlalchemy.orm import Session
 
 from mailadmin import jobs
-from mailadmin.config.model import WebConf
-from mailadmin.store import db, mailboxes, outbox, quarantine, rules
-from mailadmin.wiring import Runtime, make_runtime
+from mailadmin.config.model import Policy, WebConf
+from mailadmin.store import db, outbox, quarantine, rules
+from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.runtime import build_runtime
 
 T0 = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 PAGE = "https://mail.example.jp/admin/"
@@ -126,15 +128,12 @@ def runtime(tmp_path: Path, backend: Backend, sink: RelaySink, test_mmdb_path: P
     config = make_config(database_url=backend.new_url(tmp_path, "mail"), relay_port=sink.port,
                          geoip_path=test_mmdb_path, web=WebConf(base_url=PAGE))
     db.upgrade(config.conf.database.url)
-    rt = make_runtime(lambda: config, clock=clock)
-    policy = config.policies.default
-    with rt.store.session_factory.begin() as s:
-        mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        mailboxes.add_mailbox(s, BOX, policy)
-        mailboxes.add_mailbox(s, QUIET, policy)
-        rules.set_spam_settings(s, BOX, scan=True, quarantine=True, notice=True)
-        rules.set_spam_settings(s, QUIET, scan=True, quarantine=True, notice=False)
-    return rt
+    return build_runtime(config, clock=clock, mailboxes=(BOX, QUIET), seed=seed)
+
+
+def seed(s: Session, policy: Policy) -> None:
+    rules.set_spam_settings(s, BOX, scan=True, quarantine=True, notice=True)
+    rules.set_spam_settings(s, QUIET, scan=True, quarantine=True, notice=False)
 
 
 def enqueue(rt: Runtime, purpose: str, mail_from: str, rcpt_tos: list[str], body: str = "hello") -> int:
@@ -296,7 +295,7 @@ async def test_a_broken_relay_keeps_the_mail_for_a_retry(
         base = runtime.config()
         relay = dataclasses.replace(base.conf.relay, host=host, port=int(port), timeout_seconds=0.5)
         config = dataclasses.replace(base, conf=dataclasses.replace(base.conf, relay=relay))
-        broken = Runtime(lambda: config, runtime.store, runtime.engine, runtime.clock)
+        broken = dataclasses.replace(runtime, config=lambda: config)
         item = enqueue(broken, "auto_reply", "", ["alice@example.org"])
         assert await jobs.drain_outbox(broken) == 1
     kept = rows(runtime)[item]
@@ -356,7 +355,7 @@ def test_concurrent_claims_never_share_an_item(runtime: Runtime) -> None:
 async def test_two_senders_deliver_each_item_exactly_once(runtime: Runtime, sink: RelaySink,
                                                           tmp_path: Path) -> None:
     ids = [enqueue(runtime, "forward", "alice@example.org", [f"r{n}@example.org"]) for n in range(40)]
-    other = Runtime(runtime.config, dataclass_store(runtime), runtime.engine, runtime.clock)
+    other = other_process(runtime)
     leased = await asyncio.gather(*(jobs.drain_outbox(rt, limit=5) for rt in (runtime, other) for _ in range(4)))
     assert sum(leased) == 40  # eight drains of at most 5: a lost race still finds other items
     delivered = sorted(r.rcpt_tos[0] for r in sink.received)
@@ -364,12 +363,9 @@ async def test_two_senders_deliver_each_item_exactly_once(runtime: Runtime, sink
     assert all(sent_at(runtime, i) == T0 for i in ids)
 
 
-def dataclass_store(runtime: Runtime) -> Any:
-    """A second store on the same database: its own engine and connection pool."""
-    from mailadmin.wiring import Store
-
-    url = runtime.store.url
-    return Store(url, db.make_session_factory(db.make_engine(url)))
+def other_process(runtime: Runtime) -> Runtime:
+    """A second daemon on the same database: its own store and connection pool."""
+    return build_runtime(runtime.config(), clock=runtime.clock, open_geoip=False)
 
 
 # ---------------------------------------------------------------- quarantine notices
@@ -417,7 +413,7 @@ async def test_notices_are_batched_per_mailbox_and_interval(runtime: Runtime, si
 async def test_concurrent_notice_jobs_send_one_notice(runtime: Runtime) -> None:
     for n in range(3):
         quarantine_item(runtime, BOX, f"pills {n}", T0)
-    others = [Runtime(runtime.config, dataclass_store(runtime), runtime.engine, runtime.clock) for _ in range(3)]
+    others = [other_process(runtime) for _ in range(3)]
     counts = await asyncio.gather(*(jobs.send_quarantine_notices(rt) for rt in [runtime, *others]))
     assert sum(counts) == 1
     notices = [i for i in rows(runtime).values() if i.purpose == jobs.NOTICE_PURPOSE]

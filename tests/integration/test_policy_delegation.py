@@ -12,14 +12,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from mailadmin.adapters.postfix_policy import start_postfix_policy
-from mailadmin.config.model import WebConf
+from mailadmin.config.model import Policy, WebConf
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, mailboxes, rules
-from mailadmin.wiring import Runtime, make_runtime
+from mailadmin.store import db, rules
+from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.runtime import build_runtime
 
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 BOX = "taro@example.jp"
@@ -33,24 +35,21 @@ def database_url(backend: Backend, tmp_path: Path) -> str:
     return backend.new_url(tmp_path, "mail")
 
 
-def build_runtime(database_url: str, mmdb: Path, *, schema: bool = True) -> Runtime:
+def seed(s: Session, policy: Policy) -> None:
+    rules.overseas_unlock(s, UNLOCKED, NOW - dt.timedelta(days=1), policy)
+
+
+def policy_runtime(database_url: str, mmdb: Path, *, schema: bool = True) -> Runtime:
     config = make_config(database_url=database_url, geoip_path=mmdb, web=WebConf(base_url=PAGE))
-    if schema:
-        db.upgrade(config.conf.database.url)
-    runtime = make_runtime(lambda: config, clock=lambda: NOW)
-    if schema:
-        policy = config.policies.default
-        with runtime.store.session_factory.begin() as s:
-            mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-            mailboxes.add_mailbox(s, BOX, policy)
-            mailboxes.add_mailbox(s, UNLOCKED, policy)
-            rules.overseas_unlock(s, UNLOCKED, NOW - dt.timedelta(days=1), policy)
-    return runtime
+    if not schema:
+        return build_runtime(config, clock=lambda: NOW)
+    db.upgrade(config.conf.database.url)
+    return build_runtime(config, clock=lambda: NOW, mailboxes=(BOX, UNLOCKED), seed=seed)
 
 
 @pytest.fixture
 async def policy_listen(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> AsyncIterator[str]:
-    server = await start_postfix_policy("inet:127.0.0.1:0", build_runtime(database_url, test_mmdb_path))
+    server = await start_postfix_policy("inet:127.0.0.1:0", policy_runtime(database_url, test_mmdb_path))
     yield bound_address(server)
     server.close()
     await server.wait_closed()
@@ -115,7 +114,7 @@ async def test_overseas_submission_is_refused_and_the_rest_is_dunno(policy_liste
 
 
 async def test_a_change_on_the_page_governs_the_next_request(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> None:
-    runtime = build_runtime(database_url, test_mmdb_path)
+    runtime = policy_runtime(database_url, test_mmdb_path)
     server = await start_postfix_policy("inet:127.0.0.1:0", runtime)
     reader, writer = await connect(bound_address(server))
     try:
@@ -140,7 +139,7 @@ async def test_a_change_on_the_page_governs_the_next_request(database_url: str, 
 async def test_store_down_is_defer_if_permit_but_inbound_is_still_dunno(database_url: str, tmp_path: Path,
                                                                        test_mmdb_path: Path) -> None:
     server = await start_postfix_policy("inet:127.0.0.1:0",
-                                        build_runtime(database_url, test_mmdb_path, schema=False))
+                                        policy_runtime(database_url, test_mmdb_path, schema=False))
     reader, writer = await connect(bound_address(server))
     try:
         assert await ask(reader, writer, request(sasl_username=BOX)) == (
@@ -168,7 +167,7 @@ async def test_a_malformed_request_closes_the_connection(policy_listen: str, bad
 
 async def test_unix_socket_and_parallel_connections(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> None:
     listen = f"unix:{tmp_path}/policy.sock"
-    server = await start_postfix_policy(listen, build_runtime(database_url, test_mmdb_path))
+    server = await start_postfix_policy(listen, policy_runtime(database_url, test_mmdb_path))
     try:
         async def session(n: int) -> list[str]:
             reader, writer = await connect(listen)
