@@ -10,7 +10,8 @@ import pytest
 
 from tests.fixtures.databases import BACKENDS, Backend, PostgresCluster, start_postgres, stop_postgres
 
-pytest_plugins = ["tests.fixtures.scanners", "tests.fixtures.geo", "tests.fixtures.dns_server"]
+pytest_plugins = ["tests.fixtures.scanners", "tests.fixtures.geo", "tests.fixtures.dns_server",
+                  "tests.fixtures.relay"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -5,20 +5,15 @@ a scanner or store failure is a 451 with nothing stored, never a 5xx."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import email
-import email.policy
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import pytest
-from aiosmtpd.smtp import SMTP
 from sqlalchemy.orm import Session
 
 from mailadmin import jobs
@@ -30,6 +25,7 @@ from mailadmin.store.models import OutboxMessage
 from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.relay import RelaySink
 from tests.fixtures.runtime import build_runtime
 from tests.fixtures.scanners import make_message
 
@@ -47,51 +43,6 @@ FORWARD_TO = "away@elsewhere.example"
 def database_url(backend: Backend, tmp_path: Path) -> str:
     """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
     return backend.new_url(tmp_path, "mail")
-
-
-# ---------------------------------------------------------------- relay sink
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-
-@dataclass
-class RelaySink:
-    received: list[Received] = field(default_factory=list)
-    server: asyncio.base_events.Server | None = None
-    port: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      envelope.original_content or envelope.content))
-        return "250 2.0.0 Ok: stored"
-
-    async def start(self) -> None:
-        self.server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(self, hostname="relay.test", decode_data=False, enable_SMTPUTF8=True),
-            "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    def by_rcpt(self) -> dict[str, email.message.EmailMessage]:
-        out: dict[str, email.message.EmailMessage] = {}
-        for r in self.received:
-            for rcpt in r.rcpt_tos:
-                out[rcpt] = email.message_from_bytes(r.data, policy=email.policy.default)  # type: ignore[assignment]
-        return out
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RelaySink]:
-    relay = RelaySink()
-    await relay.start()
-    yield relay
-    assert relay.server is not None
-    relay.server.close()
-    await relay.server.wait_closed()
 
 
 # ---------------------------------------------------------------- store, runtime, filter

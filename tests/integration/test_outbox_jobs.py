@@ -12,14 +12,12 @@ import datetime as dt
 import email
 import email.policy
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP
 from sqlalchemy.orm import Session
 
 from mailadmin import jobs
@@ -28,79 +26,13 @@ from mailadmin.store import db, outbox, quarantine, rules
 from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.relay import Received, RelaySink
 from tests.fixtures.runtime import build_runtime
 
 T0 = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 PAGE = "https://mail.example.jp/admin/"
 BOX = "taro@example.jp"
 QUIET = "hanako@example.jp"  # quarantine notices OFF
-
-
-# ---------------------------------------------------------------- the relay
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-
-@dataclass
-class RelaySink:
-    """An aiosmtpd relay: records what it accepts; can refuse recipients or DATA,
-    and be stopped and started again on the same port."""
-
-    port: int = 0
-    received: list[Received] = field(default_factory=list)
-    rcpt_replies: dict[str, str] = field(default_factory=dict)
-    data_reply: str | None = None
-    server: asyncio.base_events.Server | None = None
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
-        reply = self.rcpt_replies.get(address.lower())
-        if reply is not None:
-            return reply
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_reply is not None:
-            return self.data_reply
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      envelope.original_content or envelope.content))
-        return "250 2.0.0 Ok: stored"
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: SMTP(self, hostname="relay.test", decode_data=False, enable_SMTPUTF8=True),
-            "127.0.0.1", self.port,
-        )
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-        self.server = None
-
-    async def wait_for(self, count: int, timeout_seconds: float = 10.0) -> list[Received]:
-        deadline = asyncio.get_running_loop().time() + timeout_seconds
-        while len(self.received) < count:
-            assert asyncio.get_running_loop().time() < deadline, f"relay got {len(self.received)} of {count}"
-            await asyncio.sleep(0.01)
-        return self.received
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RelaySink]:
-    relay = RelaySink()
-    await relay.start()
-    yield relay
-    if relay.server is not None:
-        await relay.stop()
 
 
 # ---------------------------------------------------------------- store and runtime
