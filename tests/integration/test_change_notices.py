@@ -17,9 +17,10 @@ import pytest
 
 from mailadmin import jobs
 from mailadmin.config.model import WebConf
-from mailadmin.store import change_events, contact, db, mailboxes, outbox
+from mailadmin.store import change_events, contact, mailboxes, outbox
 from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
+from tests.fixtures.databases import Backend
 from tests.fixtures.runtime import build_runtime
 
 BOX = "taro@example.jp"
@@ -44,10 +45,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, clock: Clock) -> Runtime:
-    url = f"sqlite:///{tmp_path}/store.db"
-    db.upgrade(url)
-    config = make_config(database_url=url, web=WebConf(base_url="https://mail.example.jp/admin/"))
+def runtime(sqlite_backend: Backend, tmp_path: Path, clock: Clock) -> Runtime:
+    config = make_config(database_url=sqlite_backend.migrated(tmp_path), web=WebConf(base_url="https://mail.example.jp/admin/"))
     return build_runtime(config, clock=clock, mailboxes=(BOX,), open_geoip=False)
 
 

@@ -20,7 +20,7 @@ from mailadmin import jobs
 from mailadmin.adapters.content_filter import parse_xforward, start_content_filter, xtext_decode
 from mailadmin.config.model import Policy, ScannerConf, WebConf
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, filtered, quarantine, rules
+from mailadmin.store import filtered, quarantine, rules
 from mailadmin.store.models import OutboxMessage
 from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
@@ -41,8 +41,8 @@ FORWARD_TO = "away@elsewhere.example"
 
 @pytest.fixture
 def database_url(backend: Backend, tmp_path: Path) -> str:
-    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
-    return backend.new_url(tmp_path, "mail")
+    """A migrated, empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.migrated(tmp_path, "mail")
 
 
 # ---------------------------------------------------------------- store, runtime, filter
@@ -59,12 +59,12 @@ def seed(s: Session, policy: Policy) -> None:
 
 def filter_runtime(database_url: str, relay_port: int, clamd: str, spamd: str, mmdb: Path,
                    *, schema: bool = True) -> Runtime:
+    """``schema``: False when ``database_url`` is a database without one (nothing to seed)."""
     config = make_config(database_url=database_url, relay_port=relay_port,
                          clamd=ScannerConf(clamd, 5.0, 25_000_000), spamd=ScannerConf(spamd, 10.0, 500_000),
                          geoip_path=mmdb, web=WebConf(base_url="https://mail.example.jp/admin/"))
     if not schema:
         return build_runtime(config, clock=lambda: NOW)
-    db.upgrade(config.conf.database.url)
     return build_runtime(config, clock=lambda: NOW, mailboxes=(TAGGED, QUARANTINED, FORWARDER, ALLOWING),
                          seed=seed)
 
@@ -271,10 +271,10 @@ async def test_clamd_down_is_451_and_nothing_is_stored(database_url: str,
     assert outbox_rows(runtime) == []
 
 
-async def test_store_down_is_451_never_5xx(database_url: str, tmp_path: Path, sink: RelaySink, clamd_instance: Any,
+async def test_store_down_is_451_never_5xx(backend: Backend, tmp_path: Path, sink: RelaySink, clamd_instance: Any,
                                            spamd_instance: Any, test_mmdb_path: Path) -> None:
     # A database without the schema: every read fails as the store being unavailable.
-    runtime = filter_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+    runtime = filter_runtime(backend.new_url(tmp_path, "mail"), sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
                              test_mmdb_path, schema=False)
     server = await start_content_filter("inet:127.0.0.1:0", runtime)
     try:

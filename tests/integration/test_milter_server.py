@@ -22,7 +22,7 @@ from mailadmin.adapters import milter_codec as mc
 from mailadmin.adapters.milter import start_milter
 from mailadmin.config.model import Policy, ScannerConf
 from mailadmin.listeners import ConnectionTracker, bound_address
-from mailadmin.store import db, quarantine, rules
+from mailadmin.store import quarantine, rules
 from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
@@ -40,8 +40,8 @@ IO_TIMEOUT_SECONDS = 30.0
 
 @pytest.fixture
 def database_url(backend: Backend, tmp_path: Path) -> str:
-    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
-    return backend.new_url(tmp_path, "mail")
+    """A migrated, empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.migrated(tmp_path, "mail")
 
 
 # ---------------------------------------------------------------- the daemon side
@@ -58,7 +58,6 @@ def seed(session: Session, policy: Policy) -> None:
 
 
 def milter_runtime(url: str, clamd: str, spamd: str, mmdb: Path) -> Runtime:
-    db.upgrade(url)
     config = make_config(database_url=url, clamd=ScannerConf(clamd, 10.0, 25_000_000),
                          spamd=ScannerConf(spamd, 20.0, 500_000), geoip_path=mmdb)
     return build_runtime(config, clock=lambda: NOW, mailboxes=("taro@example.jp", "hanako@example.jp"),

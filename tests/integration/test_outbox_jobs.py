@@ -57,9 +57,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def runtime(tmp_path: Path, backend: Backend, sink: RelaySink, test_mmdb_path: Path, clock: Clock) -> Runtime:
-    config = make_config(database_url=backend.new_url(tmp_path, "mail"), relay_port=sink.port,
+    config = make_config(database_url=backend.migrated(tmp_path, "mail"), relay_port=sink.port,
                          geoip_path=test_mmdb_path, web=WebConf(base_url=PAGE))
-    db.upgrade(config.conf.database.url)
     return build_runtime(config, clock=clock, mailboxes=(BOX, QUIET), seed=seed)
 
 

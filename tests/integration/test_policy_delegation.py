@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from mailadmin.adapters.postfix_policy import start_postfix_policy
 from mailadmin.config.model import Policy, WebConf
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, rules
+from mailadmin.store import rules
 from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
@@ -31,8 +31,8 @@ PAGE = "https://mail.example.jp/admin/"
 
 @pytest.fixture
 def database_url(backend: Backend, tmp_path: Path) -> str:
-    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
-    return backend.new_url(tmp_path, "mail")
+    """A migrated, empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.migrated(tmp_path, "mail")
 
 
 def seed(s: Session, policy: Policy) -> None:
@@ -40,10 +40,10 @@ def seed(s: Session, policy: Policy) -> None:
 
 
 def policy_runtime(database_url: str, mmdb: Path, *, schema: bool = True) -> Runtime:
+    """``schema``: False when ``database_url`` is a database without one (nothing to seed)."""
     config = make_config(database_url=database_url, geoip_path=mmdb, web=WebConf(base_url=PAGE))
     if not schema:
         return build_runtime(config, clock=lambda: NOW)
-    db.upgrade(config.conf.database.url)
     return build_runtime(config, clock=lambda: NOW, mailboxes=(BOX, UNLOCKED), seed=seed)
 
 
@@ -136,10 +136,12 @@ async def test_a_change_on_the_page_governs_the_next_request(database_url: str, 
         await server.wait_closed()
 
 
-async def test_store_down_is_defer_if_permit_but_inbound_is_still_dunno(database_url: str, tmp_path: Path,
+async def test_store_down_is_defer_if_permit_but_inbound_is_still_dunno(backend: Backend, tmp_path: Path,
                                                                        test_mmdb_path: Path) -> None:
+    # A database without the schema: every read fails as the store being unavailable.
     server = await start_postfix_policy("inet:127.0.0.1:0",
-                                        policy_runtime(database_url, test_mmdb_path, schema=False))
+                                        policy_runtime(backend.new_url(tmp_path, "mail"), test_mmdb_path,
+                                                       schema=False))
     reader, writer = await connect(bound_address(server))
     try:
         assert await ask(reader, writer, request(sasl_username=BOX)) == (
