@@ -10,7 +10,8 @@ import pytest
 
 from tests.fixtures.databases import BACKENDS, Backend, PostgresCluster, start_postgres, stop_postgres
 
-pytest_plugins = ["tests.fixtures.scanners", "tests.fixtures.geo", "tests.fixtures.dns_server"]
+pytest_plugins = ["tests.fixtures.scanners", "tests.fixtures.geo", "tests.fixtures.dns_server",
+                  "tests.fixtures.relay"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,10 +40,18 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         stop_postgres(cluster)
 
 
+@pytest.fixture(scope="session")
+def sqlite_backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    """SQLite files only, for a test about one store whatever its kind; the same
+    Backend (and templates) as the SQLite side of ``backend``."""
+    return Backend("sqlite", tmp_path_factory.mktemp("db-sqlite"))
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     """Every test that takes this runs on SQLite and on PostgreSQL."""
-    scratch: Path = tmp_path_factory.mktemp(f"db-{request.param}")
     if request.param == "postgresql":
+        scratch: Path = tmp_path_factory.mktemp("db-postgresql")
         return Backend("postgresql", scratch, request.getfixturevalue("postgres_cluster"))
-    return Backend("sqlite", scratch)
+    sqlite: Backend = request.getfixturevalue("sqlite_backend")
+    return sqlite

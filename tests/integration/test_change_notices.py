@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from mailadmin import jobs
-from mailadmin.config.model import Policy, WebConf
-from mailadmin.store import change_events, contact, db, mailboxes, outbox
-from mailadmin.wiring import Runtime, Store
+from mailadmin.config.model import WebConf
+from mailadmin.store import change_events, contact, mailboxes, outbox
+from mailadmin.wiring import Runtime
 from tests.fixtures.config import make_config
+from tests.fixtures.databases import Backend
+from tests.fixtures.runtime import build_runtime
 
 BOX = "taro@example.jp"
 CONTACT = "taro.home@outside.example"
@@ -43,16 +45,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, clock: Clock) -> Runtime:
-    url = f"sqlite:///{tmp_path}/store.db"
-    db.upgrade(url)
-    config = make_config(database_url=url, web=WebConf(base_url="https://mail.example.jp/admin/"))
-    factory = db.make_session_factory(db.make_engine(url))
-    with factory.begin() as s:
-        mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        mailboxes.add_mailbox(s, BOX, Policy())
-    return Runtime(config=lambda: config, store=Store(url, factory), engine=None,  # type: ignore[arg-type]
-                   clock=clock)
+def runtime(sqlite_backend: Backend, tmp_path: Path, clock: Clock) -> Runtime:
+    config = make_config(database_url=sqlite_backend.migrated(tmp_path), web=WebConf(base_url="https://mail.example.jp/admin/"))
+    return build_runtime(config, clock=clock, mailboxes=(BOX,), open_geoip=False)
 
 
 def change(rt: Runtime, at: dt.datetime, also: tuple[str, ...] = (), login: str = BOX) -> None:
@@ -131,7 +126,7 @@ async def test_a_deleted_mailbox_is_told_nothing_and_the_batch_is_closed(runtime
 async def test_concurrent_jobs_send_one_notice(runtime: Runtime, clock: Clock) -> None:
     change(runtime, clock.now)
     clock.now += dt.timedelta(seconds=60)
-    others = [Runtime(runtime.config, Store(runtime.store.url, db.make_session_factory(
-        db.make_engine(runtime.store.url))), runtime.engine, runtime.clock) for _ in range(3)]
+    # Three more processes on the same database, each with its own connection pool.
+    others = [build_runtime(runtime.config(), clock=runtime.clock, open_geoip=False) for _ in range(3)]
     counts = await asyncio.gather(*(jobs.send_change_notices(rt) for rt in [runtime, *others]))
     assert sum(counts) == 1 and len(queued(runtime)) == 1

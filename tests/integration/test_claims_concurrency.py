@@ -69,8 +69,7 @@ def _claimer(url: str, barrier: Any, results: Any, process_index: int) -> None:
 
 
 def test_exactly_one_claim_across_processes_and_threads(tmp_path: Path, backend: Backend) -> None:
-    url = backend.new_url(tmp_path, "claims")
-    db.upgrade(url)
+    url = backend.migrated(tmp_path, "claims")
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES * THREADS_PER_PROCESS)
     results = context.Queue()

@@ -22,16 +22,15 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def cli(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        test_mmdb_path: Path, clamd_instance: Any, spamd_instance: Any,
-        dns_server: DnsServer) -> Iterator[Run]:
-    """``mailadmin`` with the checkout's config, a fresh empty store (SQLite or
-    PostgreSQL: ``db upgrade`` creates the schema) and the real scanners."""
+def command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+            test_mmdb_path: Path, clamd_instance: Any, spamd_instance: Any,
+            dns_server: DnsServer) -> Run:
+    """``mailadmin`` with the checkout's config and the real scanners; the
+    store is the test's to name (``MAILADMIN_DATABASE_URL``)."""
     for name in list(__import__("os").environ):
         if name.startswith("MAILADMIN_") and not name.startswith("MAILADMIN_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MAILADMIN_CONFIG", str(REPO / "conf" / "mailadmin.toml"))
-    monkeypatch.setenv("MAILADMIN_DATABASE_URL", backend.new_url(tmp_path, "mail"))
     monkeypatch.setenv("MAILADMIN_GEOIP_DATABASE_PATH", str(test_mmdb_path))
     monkeypatch.setenv("MAILADMIN_CLAMD_ADDRESS", clamd_instance.unix_address)
     monkeypatch.setenv("MAILADMIN_SPAMD_ADDRESS", spamd_instance.tcp_address)
@@ -47,9 +46,22 @@ def cli(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch, capsy
         out, err = capsys.readouterr()
         return code, out, err
 
-    assert run("db", "upgrade")[0] == 0
-    assert run("domain", "add", "example.jp")[0] == 0
-    yield run
+    return run
+
+
+@pytest.fixture
+def cli(command: Run, tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
+    """``mailadmin`` on a fresh migrated store (SQLite or PostgreSQL) with the domain example.jp."""
+    monkeypatch.setenv("MAILADMIN_DATABASE_URL", backend.migrated(tmp_path, "mail"))
+    assert command("domain", "add", "example.jp")[0] == 0
+    yield command
+
+
+def test_db_upgrade_creates_the_schema_of_an_empty_store(command: Run, tmp_path: Path, backend: Backend,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILADMIN_DATABASE_URL", backend.new_url(tmp_path, "mail"))
+    assert command("db", "upgrade")[0] == 0
+    assert command("domain", "add", "example.jp")[0] == 0
 
 
 def test_mailbox_lifecycle(cli: Run) -> None:

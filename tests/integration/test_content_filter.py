@@ -5,32 +5,30 @@ a scanner or store failure is a 451 with nothing stored, never a 5xx."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import email
-import email.policy
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import pytest
-from aiosmtpd.smtp import SMTP
+from sqlalchemy.orm import Session
 
-from mailadmin import jobs, paths
+from mailadmin import jobs
 from mailadmin.adapters.content_filter import parse_xforward, start_content_filter, xtext_decode
-from mailadmin.config import load_all
+from mailadmin.config.model import Policy, ScannerConf, WebConf
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, filtered, mailboxes, quarantine, rules
+from mailadmin.store import filtered, quarantine, rules
 from mailadmin.store.models import OutboxMessage
-from mailadmin.wiring import Runtime, make_runtime
+from mailadmin.wiring import Runtime
+from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.relay import RelaySink
+from tests.fixtures.runtime import build_runtime
 from tests.fixtures.scanners import make_message
 
-SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 
 TAGGED = "tagged@example.jp"          # spam scan ON, quarantine OFF
@@ -43,94 +41,38 @@ FORWARD_TO = "away@elsewhere.example"
 
 @pytest.fixture
 def database_url(backend: Backend, tmp_path: Path) -> str:
-    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
-    return backend.new_url(tmp_path, "mail")
-
-
-# ---------------------------------------------------------------- relay sink
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-
-@dataclass
-class RelaySink:
-    received: list[Received] = field(default_factory=list)
-    server: asyncio.base_events.Server | None = None
-    port: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      envelope.original_content or envelope.content))
-        return "250 2.0.0 Ok: stored"
-
-    async def start(self) -> None:
-        self.server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(self, hostname="relay.test", decode_data=False, enable_SMTPUTF8=True),
-            "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    def by_rcpt(self) -> dict[str, email.message.EmailMessage]:
-        out: dict[str, email.message.EmailMessage] = {}
-        for r in self.received:
-            for rcpt in r.rcpt_tos:
-                out[rcpt] = email.message_from_bytes(r.data, policy=email.policy.default)  # type: ignore[assignment]
-        return out
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RelaySink]:
-    relay = RelaySink()
-    await relay.start()
-    yield relay
-    assert relay.server is not None
-    relay.server.close()
-    await relay.server.wait_closed()
+    """A migrated, empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.migrated(tmp_path, "mail")
 
 
 # ---------------------------------------------------------------- store, runtime, filter
 
 
-def build_runtime(database_url: str, relay_port: int, clamd: str, spamd: str, mmdb: Path,
-                  *, schema: bool = True) -> Runtime:
-    config = load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": database_url,
-        "MAILADMIN_RELAY_PORT": str(relay_port),
-        "MAILADMIN_RELAY_TIMEOUT_SECONDS": "5",
-        "MAILADMIN_CLAMD_ADDRESS": clamd,
-        "MAILADMIN_CLAMD_TIMEOUT_SECONDS": "5",
-        "MAILADMIN_SPAMD_ADDRESS": spamd,
-        "MAILADMIN_SPAMD_TIMEOUT_SECONDS": "10",
-        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
-        "MAILADMIN_WEB_BASE_URL": "https://mail.example.jp/admin/",
-    })
-    if schema:
-        db.upgrade(config.conf.database.url)
-    runtime = make_runtime(lambda: config, clock=lambda: NOW)
+def seed(s: Session, policy: Policy) -> None:
+    rules.set_spam_settings(s, TAGGED, scan=True, quarantine=False, notice=False)
+    rules.set_spam_settings(s, QUARANTINED, scan=True, quarantine=True, notice=False)
+    rules.set_spam_settings(s, FORWARDER, scan=False, quarantine=False, notice=False)
+    rules.add_forward(s, FORWARDER, FORWARD_TO, False, policy.limits)
+    rules.set_spam_settings(s, ALLOWING, scan=True, quarantine=True, notice=False)
+    rules.add_entries(s, ALLOWING, "allow_list", ["example.org"], policy.limits)
+
+
+def filter_runtime(database_url: str, relay_port: int, clamd: str, spamd: str, mmdb: Path,
+                   *, schema: bool = True) -> Runtime:
+    """``schema``: False when ``database_url`` is a database without one (nothing to seed)."""
+    config = make_config(database_url=database_url, relay_port=relay_port,
+                         clamd=ScannerConf(clamd, 5.0, 25_000_000), spamd=ScannerConf(spamd, 10.0, 500_000),
+                         geoip_path=mmdb, web=WebConf(base_url="https://mail.example.jp/admin/"))
     if not schema:
-        return runtime
-    policy = config.policies.default
-    with runtime.store.session_factory.begin() as s:
-        mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        for box in (TAGGED, QUARANTINED, FORWARDER, ALLOWING):
-            mailboxes.add_mailbox(s, box, policy)
-        rules.set_spam_settings(s, TAGGED, scan=True, quarantine=False, notice=False)
-        rules.set_spam_settings(s, QUARANTINED, scan=True, quarantine=True, notice=False)
-        rules.set_spam_settings(s, FORWARDER, scan=False, quarantine=False, notice=False)
-        rules.add_forward(s, FORWARDER, FORWARD_TO, False, policy.limits)
-        rules.set_spam_settings(s, ALLOWING, scan=True, quarantine=True, notice=False)
-        rules.add_entries(s, ALLOWING, "allow_list", ["example.org"], policy.limits)
-    return runtime
+        return build_runtime(config, clock=lambda: NOW)
+    return build_runtime(config, clock=lambda: NOW, mailboxes=(TAGGED, QUARANTINED, FORWARDER, ALLOWING),
+                         seed=seed)
 
 
 @pytest.fixture
 def runtime(database_url: str, tmp_path: Path, sink: RelaySink, clamd_instance: Any, spamd_instance: Any,
             test_mmdb_path: Path) -> Runtime:
-    return build_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+    return filter_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
                          test_mmdb_path)
 
 
@@ -316,7 +258,7 @@ async def test_clamd_down_is_451_and_nothing_is_stored(database_url: str,
         tmp_path: Path, sink: RelaySink, spamd_instance: Any, test_mmdb_path: Path,
         fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
     async with fake_scanner("refuse") as dead_clamd:
-        runtime = build_runtime(database_url, sink.port, dead_clamd, spamd_instance.tcp_address, test_mmdb_path)
+        runtime = filter_runtime(database_url, sink.port, dead_clamd, spamd_instance.tcp_address, test_mmdb_path)
         server = await start_content_filter("inet:127.0.0.1:0", runtime)
         try:
             host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)
@@ -329,11 +271,11 @@ async def test_clamd_down_is_451_and_nothing_is_stored(database_url: str,
     assert outbox_rows(runtime) == []
 
 
-async def test_store_down_is_451_never_5xx(database_url: str, tmp_path: Path, sink: RelaySink, clamd_instance: Any,
+async def test_store_down_is_451_never_5xx(backend: Backend, tmp_path: Path, sink: RelaySink, clamd_instance: Any,
                                            spamd_instance: Any, test_mmdb_path: Path) -> None:
     # A database without the schema: every read fails as the store being unavailable.
-    runtime = build_runtime(database_url, sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
-                            test_mmdb_path, schema=False)
+    runtime = filter_runtime(backend.new_url(tmp_path, "mail"), sink.port, clamd_instance.unix_address, spamd_instance.tcp_address,
+                             test_mmdb_path, schema=False)
     server = await start_content_filter("inet:127.0.0.1:0", runtime)
     try:
         host, port = bound_address(server)[len("inet:"):].rsplit(":", 1)

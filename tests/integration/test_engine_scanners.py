@@ -19,7 +19,8 @@ from mailadmin.services.spamd import SpamdClient
 from mailadmin.verdicts import Disposition
 
 from tests.fixtures.scanners import make_message
-from tests.unit.engine.conftest import make_config, rules_for, with_policy
+from tests.fixtures.config import make_config
+from tests.unit.engine.conftest import rules_for, with_policy
 
 BOX = rules_for("taro@example.jp")
 ENV = Envelope(mail_from="alice@example.org", rcpt_tos=(BOX.address,), client_address="192.0.2.1",

@@ -16,61 +16,52 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from mailadmin.adapters import milter_codec as mc
 from mailadmin.adapters.milter import start_milter
-from mailadmin.config.model import Policy
-from mailadmin.engine.decide import Engine
+from mailadmin.config.model import Policy, ScannerConf
 from mailadmin.listeners import ConnectionTracker, bound_address
-from mailadmin.services.clamd import ClamdClient
-from mailadmin.services.spamd import SpamdClient
-from mailadmin.store import db, mailboxes, quarantine, rules
-from mailadmin.wiring import Runtime, Store
+from mailadmin.store import quarantine, rules
+from mailadmin.wiring import Runtime
+from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
-
+from tests.fixtures.geo import build_test_mmdb
+from tests.fixtures.runtime import build_runtime
 from tests.fixtures.scanners import make_message
-from tests.unit.engine.conftest import make_config
 
 MILTERTEST = "/usr/bin/miltertest"
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 POSTFIX_OFFER = mc.OptNeg(6, mc.Action(0x3F), mc.Proto(0x1FFFFF))
 FINAL = (mc.Accept, mc.Continue, mc.Reject, mc.Tempfail, mc.Discard, mc.ReplyCode)
-COUNTRIES = {"192.0.2.10": "JP", "203.0.113.9": "US"}
+COUNTRIES = {"JP": ("192.0.2.0/24",), "US": ("203.0.113.0/24",)}  # the clients below: 192.0.2.10, 203.0.113.9
 IO_TIMEOUT_SECONDS = 30.0
 
 
 @pytest.fixture
 def database_url(backend: Backend, tmp_path: Path) -> str:
-    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
-    return backend.new_url(tmp_path, "mail")
+    """A migrated, empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.migrated(tmp_path, "mail")
 
 
 # ---------------------------------------------------------------- the daemon side
 
 
-def make_store(url: str) -> Store:
-    db.upgrade(url)
-    store = Store(url, db.make_session_factory(db.make_engine(url)))
-    with store.session_factory.begin() as session:
-        mailboxes.add_domain(session, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        for address in ("taro@example.jp", "hanako@example.jp"):
-            mailboxes.add_mailbox(session, address, Policy())
-        rules.set_spam_settings(session, "taro@example.jp", scan=True, quarantine=False, notice=False)
-        rules.set_spam_settings(session, "hanako@example.jp", scan=True, quarantine=True, notice=False)
-    return store
+@pytest.fixture(scope="module")
+def countries_mmdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_test_mmdb(tmp_path_factory.mktemp("milter-geo") / "countries.mmdb", networks=COUNTRIES)
 
 
-def make_runtime(store: Store, clamd: str, spamd: str) -> Runtime:
-    config = make_config()
-    engine = Engine(
-        config=lambda: config,
-        load_rules=store.load_rules,
-        clamd=ClamdClient(clamd, 10.0, 25_000_000),
-        spamd=SpamdClient(spamd, 20.0, 500_000),
-        country_of=COUNTRIES.get,
-        clock=lambda: NOW,
-    )
-    return Runtime(lambda: config, store, engine, lambda: NOW)
+def seed(session: Session, policy: Policy) -> None:
+    rules.set_spam_settings(session, "taro@example.jp", scan=True, quarantine=False, notice=False)
+    rules.set_spam_settings(session, "hanako@example.jp", scan=True, quarantine=True, notice=False)
+
+
+def milter_runtime(url: str, clamd: str, spamd: str, mmdb: Path) -> Runtime:
+    config = make_config(database_url=url, clamd=ScannerConf(clamd, 10.0, 25_000_000),
+                         spamd=ScannerConf(spamd, 20.0, 500_000), geoip_path=mmdb)
+    return build_runtime(config, clock=lambda: NOW, mailboxes=("taro@example.jp", "hanako@example.jp"),
+                         seed=seed)
 
 
 @dataclass
@@ -82,9 +73,8 @@ class Milter:
 
 @pytest.fixture(params=["tcp", "unix"])
 async def milter(database_url: str, request: pytest.FixtureRequest, tmp_path: Path, clamd_instance: Any,
-                 spamd_instance: Any) -> AsyncIterator[Milter]:
-    runtime = make_runtime(make_store(database_url), clamd_instance.tcp_address,
-                           spamd_instance.unix_address)
+                 spamd_instance: Any, countries_mmdb: Path) -> AsyncIterator[Milter]:
+    runtime = milter_runtime(database_url, clamd_instance.tcp_address, spamd_instance.unix_address, countries_mmdb)
     listen = "inet:127.0.0.1:0" if request.param == "tcp" else f"unix:{tmp_path}/milter.sock"
     server = await start_milter(listen, runtime)
     address = bound_address(server)
@@ -232,10 +222,10 @@ async def test_overseas_submission_is_refused_at_mail(milter: Milter) -> None:
         await client.close()
 
 
-async def test_clamd_down_is_a_451(database_url: str, tmp_path: Path, spamd_instance: Any,
+async def test_clamd_down_is_a_451(database_url: str, tmp_path: Path, spamd_instance: Any, countries_mmdb: Path,
                                    fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
     async with fake_scanner("refuse") as dead_clamd:
-        runtime = make_runtime(make_store(database_url), dead_clamd, spamd_instance.tcp_address)
+        runtime = milter_runtime(database_url, dead_clamd, spamd_instance.tcp_address, countries_mmdb)
         server = await start_milter("inet:127.0.0.1:0", runtime)
         try:
             client = await MtaClient.connect(bound_address(server))
@@ -256,9 +246,8 @@ async def test_a_malformed_packet_closes_the_connection(milter: Milter) -> None:
 
 
 async def test_closing_the_server_closes_idle_connections(database_url: str, tmp_path: Path, clamd_instance: Any,
-                                                          spamd_instance: Any) -> None:
-    runtime = make_runtime(make_store(database_url), clamd_instance.tcp_address,
-                           spamd_instance.tcp_address)
+                                                          spamd_instance: Any, countries_mmdb: Path) -> None:
+    runtime = milter_runtime(database_url, clamd_instance.tcp_address, spamd_instance.tcp_address, countries_mmdb)
     server = await start_milter(f"unix:{tmp_path}/m.sock", runtime)
     client = await MtaClient.connect(bound_address(server))
     assert await client.message(make_message(), "a@example.org", ["taro@example.jp"]) == [mc.Accept()]
@@ -269,9 +258,8 @@ async def test_closing_the_server_closes_idle_connections(database_url: str, tmp
 
 
 async def test_a_message_in_flight_finishes_after_close(database_url: str, tmp_path: Path, clamd_instance: Any,
-                                                      spamd_instance: Any) -> None:
-    runtime = make_runtime(make_store(database_url), clamd_instance.tcp_address,
-                           spamd_instance.tcp_address)
+                                                      spamd_instance: Any, countries_mmdb: Path) -> None:
+    runtime = milter_runtime(database_url, clamd_instance.tcp_address, spamd_instance.tcp_address, countries_mmdb)
     connections = ConnectionTracker()
     server = await start_milter("inet:127.0.0.1:0", runtime, connections)
     client = await MtaClient.connect(bound_address(server))
@@ -364,10 +352,10 @@ mt.disconnect(conn)
 
 
 async def test_miltertest_sees_451_when_clamd_is_down(database_url: str, 
-        tmp_path: Path, spamd_instance: Any,
+        tmp_path: Path, spamd_instance: Any, countries_mmdb: Path,
         fake_scanner: Callable[[str], AbstractAsyncContextManager[str]]) -> None:
     async with fake_scanner("refuse") as dead_clamd:
-        runtime = make_runtime(make_store(database_url), dead_clamd, spamd_instance.tcp_address)
+        runtime = milter_runtime(database_url, dead_clamd, spamd_instance.tcp_address, countries_mmdb)
         server = await start_milter(f"unix:{tmp_path}/down.sock", runtime)
         try:
             script = lua_prelude(f"unix:{tmp_path}/down.sock", "192.0.2.10") + """

@@ -12,93 +12,27 @@ import datetime as dt
 import email
 import email.policy
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP
+from sqlalchemy.orm import Session
 
-from mailadmin import jobs, paths
-from mailadmin.config import load_all
-from mailadmin.config.model import Config
-from mailadmin.store import db, mailboxes, outbox, quarantine, rules
-from mailadmin.wiring import Runtime, make_runtime
+from mailadmin import jobs
+from mailadmin.config.model import Policy, WebConf
+from mailadmin.store import db, outbox, quarantine, rules
+from mailadmin.wiring import Runtime
+from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.relay import Received, RelaySink
+from tests.fixtures.runtime import build_runtime
 
 T0 = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
-SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
+PAGE = "https://mail.example.jp/admin/"
 BOX = "taro@example.jp"
 QUIET = "hanako@example.jp"  # quarantine notices OFF
-
-
-# ---------------------------------------------------------------- the relay
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    data: bytes
-
-
-@dataclass
-class RelaySink:
-    """An aiosmtpd relay: records what it accepts; can refuse recipients or DATA,
-    and be stopped and started again on the same port."""
-
-    port: int = 0
-    received: list[Received] = field(default_factory=list)
-    rcpt_replies: dict[str, str] = field(default_factory=dict)
-    data_reply: str | None = None
-    server: asyncio.base_events.Server | None = None
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
-        reply = self.rcpt_replies.get(address.lower())
-        if reply is not None:
-            return reply
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_reply is not None:
-            return self.data_reply
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      envelope.original_content or envelope.content))
-        return "250 2.0.0 Ok: stored"
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: SMTP(self, hostname="relay.test", decode_data=False, enable_SMTPUTF8=True),
-            "127.0.0.1", self.port,
-        )
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-        self.server = None
-
-    async def wait_for(self, count: int, timeout_seconds: float = 10.0) -> list[Received]:
-        deadline = asyncio.get_running_loop().time() + timeout_seconds
-        while len(self.received) < count:
-            assert asyncio.get_running_loop().time() < deadline, f"relay got {len(self.received)} of {count}"
-            await asyncio.sleep(0.01)
-        return self.received
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RelaySink]:
-    relay = RelaySink()
-    await relay.start()
-    yield relay
-    if relay.server is not None:
-        await relay.stop()
 
 
 # ---------------------------------------------------------------- store and runtime
@@ -116,16 +50,6 @@ class Clock:
         return self.now
 
 
-def make_config(database_url: str, relay_port: int, mmdb: Path) -> Config:
-    return load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": database_url,
-        "MAILADMIN_RELAY_PORT": str(relay_port),
-        "MAILADMIN_RELAY_TIMEOUT_SECONDS": "5",
-        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
-        "MAILADMIN_WEB_BASE_URL": "https://mail.example.jp/admin/",
-    })
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock(T0)
@@ -133,17 +57,14 @@ def clock() -> Clock:
 
 @pytest.fixture
 def runtime(tmp_path: Path, backend: Backend, sink: RelaySink, test_mmdb_path: Path, clock: Clock) -> Runtime:
-    config = make_config(backend.new_url(tmp_path, "mail"), sink.port, test_mmdb_path)
-    db.upgrade(config.conf.database.url)
-    rt = make_runtime(lambda: config, clock=clock)
-    policy = config.policies.default
-    with rt.store.session_factory.begin() as s:
-        mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-        mailboxes.add_mailbox(s, BOX, policy)
-        mailboxes.add_mailbox(s, QUIET, policy)
-        rules.set_spam_settings(s, BOX, scan=True, quarantine=True, notice=True)
-        rules.set_spam_settings(s, QUIET, scan=True, quarantine=True, notice=False)
-    return rt
+    config = make_config(database_url=backend.migrated(tmp_path, "mail"), relay_port=sink.port,
+                         geoip_path=test_mmdb_path, web=WebConf(base_url=PAGE))
+    return build_runtime(config, clock=clock, mailboxes=(BOX, QUIET), seed=seed)
+
+
+def seed(s: Session, policy: Policy) -> None:
+    rules.set_spam_settings(s, BOX, scan=True, quarantine=True, notice=True)
+    rules.set_spam_settings(s, QUIET, scan=True, quarantine=True, notice=False)
 
 
 def enqueue(rt: Runtime, purpose: str, mail_from: str, rcpt_tos: list[str], body: str = "hello") -> int:
@@ -305,7 +226,7 @@ async def test_a_broken_relay_keeps_the_mail_for_a_retry(
         base = runtime.config()
         relay = dataclasses.replace(base.conf.relay, host=host, port=int(port), timeout_seconds=0.5)
         config = dataclasses.replace(base, conf=dataclasses.replace(base.conf, relay=relay))
-        broken = Runtime(lambda: config, runtime.store, runtime.engine, runtime.clock)
+        broken = dataclasses.replace(runtime, config=lambda: config)
         item = enqueue(broken, "auto_reply", "", ["alice@example.org"])
         assert await jobs.drain_outbox(broken) == 1
     kept = rows(runtime)[item]
@@ -365,7 +286,7 @@ def test_concurrent_claims_never_share_an_item(runtime: Runtime) -> None:
 async def test_two_senders_deliver_each_item_exactly_once(runtime: Runtime, sink: RelaySink,
                                                           tmp_path: Path) -> None:
     ids = [enqueue(runtime, "forward", "alice@example.org", [f"r{n}@example.org"]) for n in range(40)]
-    other = Runtime(runtime.config, dataclass_store(runtime), runtime.engine, runtime.clock)
+    other = other_process(runtime)
     leased = await asyncio.gather(*(jobs.drain_outbox(rt, limit=5) for rt in (runtime, other) for _ in range(4)))
     assert sum(leased) == 40  # eight drains of at most 5: a lost race still finds other items
     delivered = sorted(r.rcpt_tos[0] for r in sink.received)
@@ -373,12 +294,9 @@ async def test_two_senders_deliver_each_item_exactly_once(runtime: Runtime, sink
     assert all(sent_at(runtime, i) == T0 for i in ids)
 
 
-def dataclass_store(runtime: Runtime) -> Any:
-    """A second store on the same database: its own engine and connection pool."""
-    from mailadmin.wiring import Store
-
-    url = runtime.store.url
-    return Store(url, db.make_session_factory(db.make_engine(url)))
+def other_process(runtime: Runtime) -> Runtime:
+    """A second daemon on the same database: its own store and connection pool."""
+    return build_runtime(runtime.config(), clock=runtime.clock, open_geoip=False)
 
 
 # ---------------------------------------------------------------- quarantine notices
@@ -426,7 +344,7 @@ async def test_notices_are_batched_per_mailbox_and_interval(runtime: Runtime, si
 async def test_concurrent_notice_jobs_send_one_notice(runtime: Runtime) -> None:
     for n in range(3):
         quarantine_item(runtime, BOX, f"pills {n}", T0)
-    others = [Runtime(runtime.config, dataclass_store(runtime), runtime.engine, runtime.clock) for _ in range(3)]
+    others = [other_process(runtime) for _ in range(3)]
     counts = await asyncio.gather(*(jobs.send_quarantine_notices(rt) for rt in [runtime, *others]))
     assert sum(counts) == 1
     notices = [i for i in rows(runtime).values() if i.purpose == jobs.NOTICE_PURPOSE]

@@ -12,16 +12,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
-from mailadmin import paths
 from mailadmin.adapters.postfix_policy import start_postfix_policy
-from mailadmin.config import load_all
+from mailadmin.config.model import Policy, WebConf
 from mailadmin.listeners import bound_address
-from mailadmin.store import db, mailboxes, rules
-from mailadmin.wiring import Runtime, make_runtime
+from mailadmin.store import rules
+from mailadmin.wiring import Runtime
+from tests.fixtures.config import make_config
 from tests.fixtures.databases import Backend
+from tests.fixtures.runtime import build_runtime
 
-SHIPPED_CONF = paths.shipped("conf") / "mailadmin.toml"
 NOW = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
 BOX = "taro@example.jp"
 UNLOCKED = "hanako@example.jp"
@@ -30,32 +31,25 @@ PAGE = "https://mail.example.jp/admin/"
 
 @pytest.fixture
 def database_url(backend: Backend, tmp_path: Path) -> str:
-    """An empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
-    return backend.new_url(tmp_path, "mail")
+    """A migrated, empty database on SQLite or PostgreSQL (the ``backend`` parameter)."""
+    return backend.migrated(tmp_path, "mail")
 
 
-def build_runtime(database_url: str, mmdb: Path, *, schema: bool = True) -> Runtime:
-    config = load_all(SHIPPED_CONF, {
-        "MAILADMIN_DATABASE_URL": database_url,
-        "MAILADMIN_GEOIP_DATABASE_PATH": str(mmdb),
-        "MAILADMIN_WEB_BASE_URL": PAGE,
-    })
-    if schema:
-        db.upgrade(config.conf.database.url)
-    runtime = make_runtime(lambda: config, clock=lambda: NOW)
-    if schema:
-        policy = config.policies.default
-        with runtime.store.session_factory.begin() as s:
-            mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
-            mailboxes.add_mailbox(s, BOX, policy)
-            mailboxes.add_mailbox(s, UNLOCKED, policy)
-            rules.overseas_unlock(s, UNLOCKED, NOW - dt.timedelta(days=1), policy)
-    return runtime
+def seed(s: Session, policy: Policy) -> None:
+    rules.overseas_unlock(s, UNLOCKED, NOW - dt.timedelta(days=1), policy)
+
+
+def policy_runtime(database_url: str, mmdb: Path, *, schema: bool = True) -> Runtime:
+    """``schema``: False when ``database_url`` is a database without one (nothing to seed)."""
+    config = make_config(database_url=database_url, geoip_path=mmdb, web=WebConf(base_url=PAGE))
+    if not schema:
+        return build_runtime(config, clock=lambda: NOW)
+    return build_runtime(config, clock=lambda: NOW, mailboxes=(BOX, UNLOCKED), seed=seed)
 
 
 @pytest.fixture
 async def policy_listen(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> AsyncIterator[str]:
-    server = await start_postfix_policy("inet:127.0.0.1:0", build_runtime(database_url, test_mmdb_path))
+    server = await start_postfix_policy("inet:127.0.0.1:0", policy_runtime(database_url, test_mmdb_path))
     yield bound_address(server)
     server.close()
     await server.wait_closed()
@@ -120,7 +114,7 @@ async def test_overseas_submission_is_refused_and_the_rest_is_dunno(policy_liste
 
 
 async def test_a_change_on_the_page_governs_the_next_request(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> None:
-    runtime = build_runtime(database_url, test_mmdb_path)
+    runtime = policy_runtime(database_url, test_mmdb_path)
     server = await start_postfix_policy("inet:127.0.0.1:0", runtime)
     reader, writer = await connect(bound_address(server))
     try:
@@ -142,10 +136,12 @@ async def test_a_change_on_the_page_governs_the_next_request(database_url: str, 
         await server.wait_closed()
 
 
-async def test_store_down_is_defer_if_permit_but_inbound_is_still_dunno(database_url: str, tmp_path: Path,
+async def test_store_down_is_defer_if_permit_but_inbound_is_still_dunno(backend: Backend, tmp_path: Path,
                                                                        test_mmdb_path: Path) -> None:
+    # A database without the schema: every read fails as the store being unavailable.
     server = await start_postfix_policy("inet:127.0.0.1:0",
-                                        build_runtime(database_url, test_mmdb_path, schema=False))
+                                        policy_runtime(backend.new_url(tmp_path, "mail"), test_mmdb_path,
+                                                       schema=False))
     reader, writer = await connect(bound_address(server))
     try:
         assert await ask(reader, writer, request(sasl_username=BOX)) == (
@@ -173,7 +169,7 @@ async def test_a_malformed_request_closes_the_connection(policy_listen: str, bad
 
 async def test_unix_socket_and_parallel_connections(database_url: str, tmp_path: Path, test_mmdb_path: Path) -> None:
     listen = f"unix:{tmp_path}/policy.sock"
-    server = await start_postfix_policy(listen, build_runtime(database_url, test_mmdb_path))
+    server = await start_postfix_policy(listen, policy_runtime(database_url, test_mmdb_path))
     try:
         async def session(n: int) -> list[str]:
             reader, writer = await connect(listen)

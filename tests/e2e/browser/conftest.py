@@ -19,9 +19,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailadmin.config.model import Config, Policy, WebConf
+from mailadmin.config.model import Policy, WebConf
 from mailadmin.store import db, mailboxes, quarantine
-from tests.fixtures.config import make_config as fixtures_make_config
+from tests.fixtures.config import make_config
 from mailadmin.wiring import Runtime, Store, utcnow
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,10 +46,6 @@ QUARANTINED = (
     b"Content-Disposition: attachment; filename=\"price-list.pdf\"\r\n"
     b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n"
 )
-
-
-def make_config(url: str) -> Config:
-    return fixtures_make_config(database_url=url, web=WebConf(listen="inet:127.0.0.1:0"))
 
 
 @dataclass
@@ -116,7 +112,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
                 session, address, QUARANTINED, sender="news@shop.spam.example",
                 subject="【未承諾広告】今だけ <b>半額</b>", rule="spam", entry="9.5/5.0", queue_id=None,
                 now=utcnow(), retention_days=7)
-    config = make_config(url)
+    config = make_config(database_url=url, web=WebConf(listen="inet:127.0.0.1:0"))
     runtime = Runtime(config=lambda: config, store=Store(url, factory), engine=None)  # type: ignore[arg-type]
     thread = _ServerThread(runtime)
     thread.start()

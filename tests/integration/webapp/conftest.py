@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailadmin.config.model import Config, Policy, WebConf
 from mailadmin.store import db, mailboxes
 from tests.fixtures.databases import Backend
-from tests.fixtures.config import make_config as fixtures_make_config
+from tests.fixtures.config import make_config
 from mailadmin.webapp.app import make_app
 
 START = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.timezone.utc)
@@ -37,10 +37,6 @@ HANAKO_PASSWORD = "Hanak0-pass"
 JIRO_PASSWORD = "Jir0-pass"
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
-
-
-def make_config(url: str, base_url: str = "http://127.0.0.1:8080/", policy: Policy | None = None) -> Config:
-    return fixtures_make_config(policy, database_url=url, web=WebConf(base_url=base_url))
 
 
 @dataclass(frozen=True)
@@ -159,7 +155,7 @@ def factory(store_url: str) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture
 def config(store_url: str) -> Config:
-    return make_config(store_url)
+    return make_config(database_url=store_url, web=WebConf())
 
 
 @asynccontextmanager

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailadmin.config.model import Policy
+from mailadmin.config.model import Policy, WebConf
 from mailadmin.store import mailboxes
 from mailadmin.store.models import Mailbox
 from mailadmin.store.models import WebSession
 from mailadmin.passwords import verify_password
 from mailadmin.webapp.page import IDLE_TIMEOUT_SECONDS, SESSION_COOKIE
+from tests.fixtures.config import make_config
 
-from .conftest import HANAKO, NEWBIE, PASSWORD, SUSPENDED, TARO, Web, make_config
+from .conftest import HANAKO, NEWBIE, PASSWORD, SUSPENDED, TARO, Web
 
 GENERIC = "メールアドレスまたはパスワードが正しくないか"
 
@@ -87,7 +88,7 @@ async def test_secure_cookie_and_prefix_under_an_https_base_url(store_url: str, 
     from aiohttp.test_utils import TestClient, TestServer
     from mailadmin.webapp.app import make_app
 
-    config = make_config(store_url, base_url="https://mail.example.jp/admin/")
+    config = make_config(database_url=store_url, web=WebConf(base_url="https://mail.example.jp/admin/"))
     client = TestClient(TestServer(make_app(lambda: config, factory, clock=clock)))
     await client.start_server()
     try:

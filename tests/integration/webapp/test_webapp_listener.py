@@ -3,19 +3,20 @@ loopback port answers HTTP; closing the server stops accepting."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 
 from mailadmin.config.model import Config
 from mailadmin.listeners import bound_address
 from mailadmin.webapp.app import start_web
-from mailadmin.wiring import Runtime, Store
+from tests.fixtures.runtime import build_runtime
 
 from .conftest import Clock, TARO, PASSWORD
 
 
-async def test_start_web_serves_the_login_page(config: Config, store_url: str, factory, clock: Clock) -> None:  # type: ignore[no-untyped-def]
-    runtime = Runtime(config=lambda: config, store=Store(store_url, factory),
-                      engine=None, clock=clock)  # type: ignore[arg-type]  # the page needs no engine
+async def test_start_web_serves_the_login_page(config: Config, clock: Clock) -> None:
+    runtime = build_runtime(config, clock=clock, open_geoip=False)  # the page reads no GeoIP
     server = await start_web("inet:127.0.0.1:0", runtime)
     try:
         address = bound_address(server)
@@ -35,9 +36,8 @@ async def test_start_web_serves_the_login_page(config: Config, store_url: str, f
         await server.wait_closed()
 
 
-async def test_start_web_on_a_unix_socket(config: Config, store_url: str, factory, clock: Clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    runtime = Runtime(config=lambda: config, store=Store(store_url, factory),
-                      engine=None, clock=clock)  # type: ignore[arg-type]
+async def test_start_web_on_a_unix_socket(config: Config, clock: Clock, tmp_path: Path) -> None:
+    runtime = build_runtime(config, clock=clock, open_geoip=False)
     path = tmp_path / "web.sock"
     server = await start_web(f"unix:{path}", runtime)
     try:

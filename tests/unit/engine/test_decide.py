@@ -21,11 +21,12 @@ from mailadmin.message import Envelope, Message
 from mailadmin.store.snapshots import AutoReply, Forward, SenderReply
 from mailadmin.verdicts import Disposition
 
+from tests.fixtures.config import make_config
+
 from .conftest import (
     NOW,
     ScriptedClamd,
     ScriptedSpamd,
-    make_config,
     make_engine,
     make_message,
     rules_for,

@@ -22,9 +22,7 @@ from .conftest import NOW, ScriptedClamd, ScriptedSpamd, make_engine, make_messa
 
 @pytest.fixture
 def factory(tmp_path: Path, backend: Backend) -> sessionmaker[Session]:
-    url = backend.new_url(tmp_path)
-    db.upgrade(url)
-    f = db.make_session_factory(db.make_engine(url))
+    f = db.make_session_factory(db.make_engine(backend.migrated(tmp_path)))
     with f.begin() as s:
         mailboxes.add_domain(s, "example.jp", smtp_server="smtp.example.jp", pop_server="pop.example.jp")
         for name in ("q", "r", "t"):
