@@ -62,9 +62,11 @@ async def _sender_virus_scan(ctx: SubmissionContext) -> CheckResult:
 
 SubmissionCheck = Callable[[SubmissionContext], Awaitable[CheckResult]]
 
-OUTBOUND_CHAIN: tuple[tuple[str, SubmissionCheck], ...] = (
-    # First: a refused submission needs no scan (SPEC §9).
-    ("overseas", _overseas),
+# What can be decided before the message data (policy delegation at RCPT, the
+# milter at MAIL): the overseas check.  First: a refused submission needs no scan (SPEC §9).
+ENVELOPE_CHAIN: tuple[tuple[str, SubmissionCheck], ...] = (("overseas", _overseas),)
+
+OUTBOUND_CHAIN: tuple[tuple[str, SubmissionCheck], ...] = ENVELOPE_CHAIN + (
     # The sender's own virus scan (SPEC §7: "mail it sends"); each recipient's
     # inbound chain runs after it, when the submission may go on.
     ("virus_scan", _sender_virus_scan),

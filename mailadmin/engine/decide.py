@@ -27,7 +27,7 @@ from mailadmin import metrics
 from mailadmin.checks import overseas
 from mailadmin.checks.context import RecipientContext
 from mailadmin.config.model import Config
-from mailadmin.engine.chain import INBOUND_CHAIN, OUTBOUND_CHAIN, SubmissionContext, run_chain
+from mailadmin.engine.chain import ENVELOPE_CHAIN, INBOUND_CHAIN, OUTBOUND_CHAIN, SubmissionContext, run_chain
 from mailadmin.engine.effects import (
     AddHeader,
     ContentChange,
@@ -234,7 +234,7 @@ class Engine:
         message = Message(b"")
         scans = MessageScans(message, envelope, None, None)  # the overseas check scans nothing
         sctx = self._submission(envelope, message, rules.get(sender), scans, self._config(), self._clock())
-        verdict, trace, _ = await run_chain(OUTBOUND_CHAIN[:1], sctx)
+        verdict, trace, _ = await run_chain(ENVELOPE_CHAIN, sctx)
         log.debug("overseas sasl_username=%s client=%s result=%s", sender, envelope.client_address,
                   trace[0].result)
         if verdict is None:

@@ -200,8 +200,8 @@ def plan_effects(
             assert isinstance(verdict, Infected)
             effects.append(VirusReportTo(ctx.recipient, verdict.virus, "outbound"))
         elif disposition is Disposition.DELIVER:
-            effects.extend(AddHeader(NOT_SCANNED_HEADER, f"{n.service} unavailable") for n in notes)
-        return _allowed(disposition, effects), False
+            effects.extend(_not_scanned(notes))
+        return check_allowed(disposition, effects), False
     deliver_local = disposition in (Disposition.DELIVER, Disposition.DELIVER_TAGGED)
     if disposition is Disposition.QUARANTINE:
         assert verdict is not None
@@ -213,8 +213,7 @@ def plan_effects(
         if isinstance(verdict, Spam):
             tag = ctx.policy.spam_scan.subject_tag
             effects.append(TagSpam(tag, verdict.score, verdict.threshold, verdict.rules))
-        for note in notes:
-            effects.append(AddHeader(NOT_SCANNED_HEADER, f"{note.service} unavailable"))
+        effects.extend(_not_scanned(notes))
         if ctx.rules.forwarding and not has_looped(ctx):
             forward = ForwardTo(tuple(f.address for f in ctx.rules.forwarding), ctx.rules.keeps_local_copy)
             effects.append(forward)
@@ -228,10 +227,15 @@ def plan_effects(
     if ctx.rules.auto_reply.enabled and disposition is not Disposition.DELIVER:
         # Quarantined, infected, tagged spam, refused or deferred mail gets none (SPEC §6).
         metrics.AUTO_REPLIES.labels("suppressed", disposition.value).inc()
-    return _allowed(disposition, effects), deliver_local
+    return check_allowed(disposition, effects), deliver_local
 
 
-def _allowed(disposition: Disposition, effects: list[Effect]) -> tuple[Effect, ...]:
+def _not_scanned(notes: tuple[NotScanned, ...]) -> list[AddHeader]:
+    """The header a copy carries for each scanner that could not run (SPEC §7, §8)."""
+    return [AddHeader(NOT_SCANNED_HEADER, f"{note.service} unavailable") for note in notes]
+
+
+def check_allowed(disposition: Disposition, effects: list[Effect]) -> tuple[Effect, ...]:
     """``effects``, once the table allows each of them for ``disposition``."""
     allowed = ALLOWED_EFFECTS[disposition]
     for effect in effects:

@@ -10,6 +10,7 @@ refusal can never reach the sender as "try again", nor a deferral as a bounce.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from mailadmin.errors import MessageLimitExceeded
 from mailadmin.verdicts import Disposition, Refused, Verdict
@@ -18,15 +19,20 @@ from mailadmin.verdicts import Disposition, Refused, Verdict
 @dataclass(frozen=True, slots=True)
 class SmtpReply:
     """A failure reply: ``code`` 4xx or 5xx, ``status`` its enhanced code (RFC 3463)
-    of the same class.  Made as :class:`TempFail` or :class:`Reject`."""
+    of the same class.  Made as :class:`TempFail` or :class:`Reject`, each of
+    which holds only its own class (``code_class``)."""
 
     code: int
     status: str
     text: str
 
+    code_class: ClassVar[int | None] = None
+
     def __post_init__(self) -> None:
         if not 400 <= self.code < 600 or not self.status.startswith(f"{self.code // 100}."):
             raise ValueError(f"not a failure reply: {self.code} {self.status}")
+        if self.code_class is not None and self.code // 100 != self.code_class:
+            raise ValueError(f"{type(self).__name__} needs a {self.code_class}xx code, not {self.code}")
 
     def __str__(self) -> str:
         return f"{self.code} {self.status} {self.text}"
@@ -36,20 +42,14 @@ class SmtpReply:
 class TempFail(SmtpReply):
     """A 4xx reply: the MTA keeps the message and tries again."""
 
-    def __post_init__(self) -> None:
-        SmtpReply.__post_init__(self)
-        if self.code // 100 != 4:
-            raise ValueError(f"a temporary failure needs a 4xx code, not {self.code}")
+    code_class = 4
 
 
 @dataclass(frozen=True, slots=True)
 class Reject(SmtpReply):
     """A 5xx reply: the message is refused for good."""
 
-    def __post_init__(self) -> None:
-        SmtpReply.__post_init__(self)
-        if self.code // 100 != 5:
-            raise ValueError(f"a rejection needs a 5xx code, not {self.code}")
+    code_class = 5
 
 
 # A scanner down under the tempfail policy (SPEC §7, §8).

@@ -20,7 +20,7 @@ from mailadmin.engine.effects import (
     StoreQuarantine,
     TagSpam,
     VirusReportTo,
-    _allowed,
+    check_allowed,
     disposition_for,
     plan_effects,
 )
@@ -124,4 +124,4 @@ def test_the_virus_report_goes_to_the_owner_inbound_and_to_the_sender_outbound()
 def test_a_planner_asking_to_reply_to_unwanted_mail_fails_loudly(disposition: Disposition) -> None:
     reply = AutoReplyTo("alice@example.org", "Away", "Back on Monday", 24)
     with pytest.raises(AssertionError, match="AutoReplyTo is not allowed"):
-        _allowed(disposition, [reply])
+        check_allowed(disposition, [reply])
